@@ -1,0 +1,1 @@
+"""Foreign formats into ONNX: TensorFlow.js graph models (model.json + weight shards)."""

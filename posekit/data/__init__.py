@@ -1,0 +1,1 @@
+"""Datasets: COCO-format keypoints, augmentation, synthetic figures."""

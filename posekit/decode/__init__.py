@@ -1,0 +1,1 @@
+"""Post-processing as small pure numpy functions: raw network outputs -> keypoints."""

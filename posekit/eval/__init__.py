@@ -1,0 +1,1 @@
+"""Evaluation: OKS, COCO keypoint AP (pycocotools), PCK."""

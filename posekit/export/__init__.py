@@ -1,0 +1,1 @@
+"""Export of trained models to ONNX with skeleton and pre-processing metadata."""

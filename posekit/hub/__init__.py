@@ -1,0 +1,1 @@
+"""Model weights: the zoo registry (every model declared once), npm download, integrity checks, cache."""

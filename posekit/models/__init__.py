@@ -1,0 +1,1 @@
+"""Model families: thin estimators that pair a network with its pre-processing and decoder."""

@@ -1,0 +1,1 @@
+"""Composition: top-down (detector + single-person model), video sources, tracking, smoothing."""

@@ -1,0 +1,1 @@
+"""Training in PyTorch (extra `posekit[train]`): backbones, heads, losses, loop."""
