@@ -225,7 +225,7 @@ def emit_onnx(
             shape = list((input_shapes or {}).get(node_name, graph.input_shapes.get(node_name, [])))
             dims = [d if d is not None and d > 0 else f"{node_name}_d{i}" for i, d in enumerate(shape)]
             dtype = _TF_TO_ONNX.get(node.attrs.get("dtype", "DT_FLOAT"), TensorProto.FLOAT)
-            graph_inputs.append(helper.make_tensor_value_info(ref, dtype, dims or None))
+            graph_inputs.append(helper.make_tensor_value_info(ref, dtype, dims))  # [] = a scalar
             em.set(ref, ref)
             continue
         handler = HANDLERS.get(node.op)

@@ -47,10 +47,17 @@ def _hw(values: list[int] | None, default: int = 1) -> list[int]:
     return [int(values[1]), int(values[2])] if values else [default, default]
 
 
-def _padding(em: Emitter, node: Node) -> dict:
+def _padding(em: Emitter, node: Node, kernel: tuple[int, int] = (1, 1)) -> dict:
     padding = node.attrs.get("padding", "VALID")
     if padding == "SAME":
-        return {"auto_pad": "SAME_UPPER"}
+        dilation = _hw(node.attrs.get("dilations"))
+        if dilation == [1, 1]:
+            return {"auto_pad": "SAME_UPPER"}
+        if _hw(node.attrs.get("strides")) != [1, 1]:
+            raise UnsupportedOp(f"{node.op} {node.name}: SAME padding with both dilation and stride above 1")
+        # ONNX Runtime rejects auto_pad with dilation; at stride 1 TF pads (k - 1) * d, the odd pixel at the end
+        total = [(k - 1) * d for k, d in zip(kernel, dilation)]
+        return {"pads": [total[0] // 2, total[1] // 2, total[0] - total[0] // 2, total[1] - total[1] // 2]}
     if padding == "VALID":
         return {"pads": [0, 0, 0, 0]}
     if padding == "EXPLICIT":
@@ -98,7 +105,7 @@ def conv2d(em: Emitter, node: Node) -> None:
         raise UnsupportedOp(f"{node.op} {node.name}: fused ops {fused}")
     y = em.op(
         "Conv", inputs, strides=_hw(node.attrs.get("strides")), dilations=_hw(node.attrs.get("dilations")),
-        group=group, kernel_shape=[kh, kw], **_padding(em, node),
+        group=group, kernel_shape=[kh, kw], **_padding(em, node, (kh, kw)),
     )
     for op in fused:
         y = _activation(em, node, y, op, extra)
@@ -139,7 +146,7 @@ def resize(em: Emitter, node: Node) -> None:
     align, half = node.attrs.get("align_corners", False), node.attrs.get("half_pixel_centers", False)
     if node.op == "ResizeBilinear":
         mode = {"mode": "linear",
-                "coordinate_transformation_mode": "align_corners" if align else "half_pixel" if half else "asymmetric"}
+                "coordinate_transformation_mode": "align_corners" if align else "pytorch_half_pixel" if half else "asymmetric"}
     elif align:
         mode = {"mode": "nearest", "coordinate_transformation_mode": "align_corners",
                 "nearest_mode": "round_prefer_ceil"}

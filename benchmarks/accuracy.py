@@ -1,0 +1,101 @@
+"""Regenerate the README's accuracy table: every zoo pose model under both protocols, flip off/on, with speed.
+
+    python benchmarks/accuracy.py --ann ../shared/data/coco-mini-train/annotations/person_keypoints_train2017.json \
+        --images ../shared/data/coco-mini-train/train2017 --out accuracy.md
+
+AP/AR are pycocotools COCOeval (keypoints) over every image of the set; PCK@0.2 is torso-normalised; speed is the
+mean time of the model calls (after one warm-up call), per image and, under gt-boxes, per person.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import posekit
+from posekit.bench import machine_description
+from posekit.eval.coco import coco
+from posekit.hub.cache import write_atomic
+from posekit.hub.registry import list_specs
+
+POSE_TASKS = ("pose-single", "pose-multi", "pose-landmarks")
+COLUMNS = ("model", "protocol", "flip", "AP", "AP50", "AP75", "AR", "PCK@0.2", "ms/image", "ms/person")
+
+
+def _cell(v: Any, digits: int = 3) -> str:
+    return "–" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def table_row(report: dict[str, Any]) -> str:
+    """One markdown row of an evaluation report (see `posekit.eval.coco`)."""
+    cells = [report["model"], report["protocol"], "on" if report["flip"] else "off",
+             *(_cell(report[k]) for k in ("AP", "AP50", "AP75", "AR", "PCK@0.2")),
+             _cell(report["ms_per_image"], 1), _cell(report["ms_per_person"], 1)]
+    return "| " + " | ".join(cells) + " |"
+
+
+def evaluate_model(name: str, ann: Path, images: Path, flips: list[bool]) -> tuple[list[dict[str, Any]], str | None]:
+    """Reports for every protocol the model supports x flip setting, or a note on why it cannot be scored."""
+    estimator = posekit.load(name)
+    if estimator.skeleton.to_coco is None:
+        return [], f"{name}: {estimator.skeleton.name} keypoints have no COCO-17 mapping; not scored on COCO"
+    protocols = ["gt", "detector"] if getattr(estimator, "top_down", True) else ["detector"]
+    reports = []
+    for boxes in protocols:
+        for flip in flips:
+            report = coco(estimator, ann, images, boxes=boxes, flip=flip)
+            report["model"] = name
+            print(table_row(report), file=sys.stderr, flush=True)
+            reports.append(report)
+    return reports, None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ann", type=Path, required=True, help="COCO person_keypoints_*.json")
+    parser.add_argument("--images", type=Path, required=True, help="folder with its images")
+    parser.add_argument("--models", nargs="*", help="zoo names (default: every pose model in the zoo)")
+    parser.add_argument("--flip", choices=("off", "on", "both"), default="both", help="flip test setting(s)")
+    parser.add_argument("--out", type=Path, help="write the markdown table here (default: stdout)")
+    parser.add_argument("--json", type=Path, help="also write every full report as JSON")
+    args = parser.parse_args(argv)
+
+    names = args.models or [s.name for s in list_specs() if s.task in POSE_TASKS]
+    flips = {"off": [False], "on": [True], "both": [False, True]}[args.flip]
+    reports, notes = [], []
+    try:
+        for name in names:
+            model_reports, note = evaluate_model(name, args.ann, args.images, flips)
+            reports += model_reports
+            notes += [note] if note else []
+    except posekit.PosekitError as exc:
+        print(f"accuracy.py: error: {exc}", file=sys.stderr)
+        return 2
+    command = "python benchmarks/accuracy.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    lines = [
+        f"Accuracy on `{args.ann.name}` ({reports[0]['images'] if reports else 0} images), "
+        f"{dt.date.today().isoformat()}, posekit {posekit.__version__}, {machine_description()}.",
+        f"Regenerate: `{command}`",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+        *(table_row(r) for r in reports),
+        *([""] + [f"- {n}" for n in notes] if notes else []),
+    ]
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        write_atomic(args.out, text.encode("utf-8"))
+    else:
+        print(text, end="")
+    if args.json:
+        write_atomic(args.json, json.dumps(reports, indent=1).encode("utf-8"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Latency measurement: medians and p90 over repeated runs after warm-up (no timing in unit tests)."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Latency statistics in milliseconds over ``runs`` timed calls."""
+
+    median_ms: float
+    p90_ms: float
+    mean_ms: float
+    runs: int
+
+
+def time_call(fn: Callable[[], object], runs: int = 50, warmup: int = 5) -> Timing:
+    """Call ``fn`` ``warmup`` times untimed, then ``runs`` times timed with perf_counter."""
+    for _ in range(warmup):
+        fn()
+    samples = np.empty(runs)
+    for i in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples[i] = (time.perf_counter() - start) * 1000.0
+    return Timing(float(np.median(samples)), float(np.percentile(samples, 90)), float(samples.mean()), runs)
+
+
+def sample_input(shape: tuple[int | None, ...], dtype: np.dtype, default_hw: int = 256) -> np.ndarray:
+    """A random input for a network input of ``shape`` (dynamic dims: batch 1, spatial ``default_hw``)."""
+    rng = np.random.default_rng(0)
+    dims = [1 if i == 0 else default_hw for i, d in enumerate(shape) if d is None]
+    filled = [d if d is not None else dims.pop(0) for d in shape]
+    if np.issubdtype(dtype, np.integer):
+        return rng.integers(0, 256, filled).astype(dtype)
+    return rng.uniform(0, 1, filled).astype(dtype)
+
+
+def machine_description() -> str:
+    """One line: CPU model, usable cores, OS and Python."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cpu}, {cores} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"

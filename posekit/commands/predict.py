@@ -1,0 +1,156 @@
+"""`posekit predict`: people and their joints in images, folders, globs (and videos, see `posekit.pipeline`)."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from posekit.errors import PosekitError
+from posekit.io import IMAGE_SUFFIXES
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="find people and their joints in images, folders, globs or videos",
+                       description="Writes annotated images and JSON (COCO results + a per-image file).")
+    p.add_argument("sources", nargs="*", metavar="SOURCE", help="image, folder, glob or video file")
+    p.add_argument("--source", dest="camera", metavar="CAMERA|URL",
+                   help="a camera index (0) or a stream URL (rtsp://...) instead of files")
+    p.add_argument("--model", default=None, help="estimator name (`posekit models list`); default: %(default)s")
+    p.add_argument("--out", default="posekit_out", help="folder for annotated images/videos (default: %(default)s)")
+    p.add_argument("--json", dest="json_path", metavar="FILE",
+                   help="COCO results-format JSON for all images (image_id, category_id, keypoints, score)")
+    p.add_argument("--threshold", type=float, default=0.3,
+                   help="keypoint score below which a joint is hidden in drawings (default: %(default)s)")
+    p.add_argument("--max-people", type=int, default=None, help="keep at most N people per image (best first)")
+    p.add_argument("--flip", action="store_true", help="flip test: also run the mirrored image and average")
+    p.add_argument("--no-draw", action="store_true", help="write JSON only, no annotated images")
+    p.set_defaults(func=run)
+
+
+def expand_sources(sources: list[str]) -> tuple[list[Path], list[str]]:
+    """Files to process (folders expanded to their images, globs resolved) and sources that matched nothing."""
+    files: list[Path] = []
+    missing: list[str] = []
+    for src in sources:
+        path = Path(src)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                missing.append(f"{src} (folder without images)")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        elif glob.has_magic(src):
+            found = sorted(Path(p) for p in glob.glob(src, recursive=True) if Path(p).is_file())
+            if not found:
+                missing.append(f"{src} (glob matched nothing)")
+            files.extend(found)
+        else:
+            missing.append(src)
+    return files, missing
+
+
+def image_id(path: Path, index: int) -> int:
+    """COCO image id: the file name when it is a number (COCO's own files), else the position in the run."""
+    return int(path.stem) if path.stem.isdigit() else index
+
+
+def coco_results(people: list, img_id: int) -> list[dict[str, Any]]:
+    """COCO results-format records (category 1 = person) for people with a COCO-17 mapping."""
+    out = []
+    for p in people:
+        if p.skeleton.to_coco is None:
+            continue
+        kp = p.to_coco()
+        out.append({"image_id": img_id, "category_id": 1, "score": round(float(p.score), 5),
+                    "keypoints": [round(float(v), 2) for v in kp.reshape(-1)]})
+    return out
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomic JSON write: temp file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    import posekit
+
+    model = args.model or posekit.DEFAULT_MODEL
+    if args.max_people is not None and args.max_people < 1:
+        raise PosekitError("--max-people must be at least 1")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise PosekitError("--threshold must be between 0 and 1")
+    if args.camera is None and not args.sources:
+        raise PosekitError("nothing to do: give an image, folder, glob or video (or --source 0 for a camera)")
+    videos = [s for s in args.sources if Path(s).suffix.lower() in VIDEO_SUFFIXES]
+    if args.camera is not None or videos:
+        if args.json_path:
+            raise PosekitError("--json is for images; videos write a JSON-lines file per video into --out")
+        images = [s for s in args.sources if s not in videos]
+        if images:
+            raise PosekitError("give either videos/cameras or images in one run, not both")
+        raise PosekitError("video input is not wired into `posekit predict` yet")
+
+    files, missing = expand_sources(args.sources)
+    for m in missing:
+        print(f"posekit predict: not found: {m}", file=sys.stderr)
+    if not files:
+        raise PosekitError("no images to process (check the paths)")
+    est = posekit.load(model)
+    if args.flip:
+        from posekit.pipeline.flip import FlipTest
+
+        est = FlipTest(est)
+    out_dir = Path(args.out)
+    results: list[dict[str, Any]] = []
+    failed = len(missing)
+    progress = _progress(files)
+    for index, path in enumerate(progress):
+        try:
+            image = posekit.read_image(path)
+        except PosekitError as exc:
+            failed += 1
+            tqdm.write(f"posekit predict: skipped {path}: {exc}", file=sys.stderr)
+            continue
+        start = time.perf_counter()
+        people = est(image)
+        people.sort(key=lambda p: -p.score)
+        if args.max_people:
+            people = people[: args.max_people]
+        ms = (time.perf_counter() - start) * 1000.0
+        img_id = image_id(path, index)
+        results.extend(coco_results(people, img_id))
+        stem = out_dir / path.stem
+        write_json(stem.with_suffix(".json"), {
+            "image": str(path), "image_id": img_id, "width": image.shape[1], "height": image.shape[0],
+            "model": model, "milliseconds": round(ms, 1), "people": [p.to_dict() for p in people],
+        })
+        if not args.no_draw:
+            posekit.io.write_image(stem.with_suffix(".jpg"), posekit.draw(image, people, threshold=args.threshold))
+        if len(files) == 1:
+            print(f"{path}: {len(people)} {'person' if len(people) == 1 else 'people'} in {ms:.0f} ms -> "
+                  f"{stem.with_suffix('.jpg' if not args.no_draw else '.json')}")
+    if args.json_path:
+        write_json(Path(args.json_path), results)
+    done = len(files) - (failed - len(missing))
+    if len(files) > 1:
+        print(f"{done} of {len(files)} images done -> {out_dir}/" + (f", {failed} failed" if failed else ""))
+    return 1 if failed else 0
+
+
+def _progress(files: list[Path]):
+    """A tqdm bar for several files (on stderr; hidden when not a terminal), the plain list for one."""
+    return files if len(files) < 2 else tqdm(files, unit="img", disable=None, file=sys.stderr)

@@ -1,0 +1,93 @@
+"""MoveNet SinglePose (Lightning 192 / Thunder 256) pre-processing and the graph's own post-processing in numpy.
+
+The TF.js graph ends in a CenterNet-style decoder, reproduced by ``decode_single_heads`` from the four raw heads
+(the registry's ``heads`` of movenet-lightning/-thunder, batch axis removed; the argument names match, so
+``decode_single_heads(**{k: out[t][0] for k, t in spec.heads.items()})``), on an (H, W) grid of input/4 cells:
+
+1. centre = sigmoid(center logits) * fp16(1 / (distance to the grid centre (H/2, W/2) + 1.8)); argmax -> (cy, cx).
+2. coarse joints = (cy, cx) + regress[cy, cx] (channels interleaved: 2k = dy, 2k+1 = dx, in cells).
+3. heat = sigmoid(heatmap logits) / (distance to the coarse joint + fp16(1.8)); per-joint argmax -> (ky, kx).
+4. joint = ((ky, kx) + offset[ky, kx, (2k, 2k+1)]) * fp16(1/H, 1/W); score = sigmoid(heatmap)[ky, kx, k].
+
+The graph stores its constants as float16 (``_fp16`` reproduces that rounding). Output, like the graph's
+``Identity:0``: (17, 3) y, x normalised to the input, score.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from posekit.decode.posenet import sigmoid
+from posekit.io import as_rgb
+from posekit.transforms import Affine, apply_affine, crop_box, invert_affine, letterbox
+
+#: Added to distances before dividing (1.8 in the graph; stored there as float16).
+DISTANCE_BIAS = 1.8
+
+
+def _fp16(x: np.ndarray | float) -> np.ndarray:
+    """Round float32 values to float16 and back, as the graph's float16-quantised constants are."""
+    return np.asarray(x, dtype=np.float32).astype(np.float16).astype(np.float32)
+
+
+def center_weight(h: int, w: int) -> np.ndarray:
+    """(h, w) float32 prior favouring the frame centre: fp16(1 / (distance of cell to (h/2, w/2) + 1.8)).
+
+    Equals the graph's folded constant on all Lightning cells; on Thunder 8 of 4096 cells, whose value falls on
+    a float16 rounding tie, are one float16 step (6e-4 relative) lower.
+    """
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    dist = np.sqrt((gy - np.float32(h / 2)) ** 2 + (gx - np.float32(w / 2)) ** 2)
+    return _fp16(np.float32(1.0) / (dist + np.float32(DISTANCE_BIAS)))
+
+
+def decode_single_heads(
+    heatmap: np.ndarray, center: np.ndarray, regress: np.ndarray, offset: np.ndarray
+) -> np.ndarray:
+    """The graph's post-processing (see module docstring). heatmap (H, W, 17) logits, center (H, W, 1) logits,
+    regress and offset (H, W, 34). Returns (17, 3) float32 y, x (normalised 0..1 to the input), score."""
+    h, w, k = heatmap.shape
+    if center.shape != (h, w, 1) or regress.shape != (h, w, 2 * k) or offset.shape != (h, w, 2 * k):
+        raise ValueError(f"head shapes disagree: heatmap {heatmap.shape}, center {center.shape}, "
+                         f"regress {regress.shape}, offset {offset.shape}")
+    centre = sigmoid(center[..., 0]) * center_weight(h, w)
+    cy, cx = np.divmod(int(centre.argmax()), w)
+    coarse = np.float32([cy, cx]) + regress[cy, cx].reshape(k, 2).astype(np.float32)  # (k, 2) y, x in cells
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    dist = np.sqrt((gy[..., None] - coarse[:, 0]) ** 2 + (gx[..., None] - coarse[:, 1]) ** 2)  # (h, w, k)
+    scores = sigmoid(heatmap)
+    best = (scores / (dist + _fp16(DISTANCE_BIAS))).reshape(h * w, k).argmax(axis=0)
+    ky, kx = np.divmod(best, w)
+    joints = np.arange(k)
+    fine = offset.reshape(h, w, k, 2)[ky, kx, joints].astype(np.float32)
+    yx = (np.stack([ky, kx], axis=-1).astype(np.float32) + fine) * _fp16(np.float32([1 / h, 1 / w]))
+    return np.column_stack([yx, scores[ky, kx, joints]]).astype(np.float32)
+
+
+def preprocess(
+    image_rgb: np.ndarray, size: int, box_xyxy: np.ndarray | None = None, margin: float = 1.25
+) -> tuple[np.ndarray, Affine]:
+    """RGB image (H, W, 3) uint8 (anything ``io.as_rgb`` takes) -> (int32 [1, size, size, 3] raw 0..255,
+    M input px -> image px).
+
+    Without a box the whole image is letterboxed (zero padding, centred); with ``box_xyxy`` (image pixels) a
+    square crop of side ``margin * max(box w, h)`` around it is taken instead.
+    """
+    image = as_rgb(image_rgb)
+    if box_xyxy is None:
+        resized, m = letterbox(image, (size, size))
+    else:
+        resized, m = crop_box(image, box_xyxy, (size, size), margin=margin)
+    return resized.astype(np.int32)[None], invert_affine(m)
+
+
+def to_image(pose_norm: np.ndarray, affine: Affine, input_size: int | tuple[int, int]) -> np.ndarray:
+    """(17, 3) y, x normalised to the input, score -> (17, 3) float32 x, y image pixels, score.
+
+    ``affine`` maps input pixels to image pixels (as returned by ``preprocess``); ``input_size`` is the input
+    side (or (h, w)).
+    """
+    ih, iw = (input_size, input_size) if isinstance(input_size, int) else input_size
+    p = np.asarray(pose_norm, dtype=np.float32)
+    xy_input = np.column_stack([p[:, 1] * iw, p[:, 0] * ih, p[:, 2]])
+    return apply_affine(xy_input, affine).astype(np.float32)

@@ -1,0 +1,76 @@
+"""Estimator names -> factories: what `posekit.load(name)` and `posekit predict --model` accept.
+
+Networks are declared in `posekit.hub.registry`; this table declares the estimators built on them
+(a network plus its pre-processing and decoder, or a detector + pose-model pipeline written ``det+pose``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from posekit.errors import PosekitError
+from posekit.estimators.base import Estimator
+
+DEFAULT_MODEL = "movenet-thunder"
+
+
+@dataclass(frozen=True)
+class EstimatorEntry:
+    name: str
+    description: str
+    factory: Callable[..., Estimator]
+    #: "pose" estimators return keypoints; "detector" ones return person boxes (Person.keypoints may be empty).
+    kind: str = "pose"
+
+
+ESTIMATORS: dict[str, EstimatorEntry] = {}
+
+
+def register(name: str, description: str, kind: str = "pose") -> Callable[[Callable[..., Estimator]],
+                                                                         Callable[..., Estimator]]:
+    """Decorator: declare an estimator factory ``factory(**options) -> Estimator`` under ``name``."""
+
+    def wrap(factory: Callable[..., Estimator]) -> Callable[..., Estimator]:
+        ESTIMATORS[name] = EstimatorEntry(name, description, factory, kind)
+        return factory
+
+    return wrap
+
+
+def _import_families() -> None:
+    """Import every model family module so their ``@register`` lines run."""
+    import importlib
+    import pkgutil
+
+    import posekit.estimators as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name not in ("base", "registry"):
+            importlib.import_module(f"posekit.estimators.{info.name}")
+
+
+def entry(name: str) -> EstimatorEntry:
+    _import_families()
+    if name not in ESTIMATORS:
+        close = difflib.get_close_matches(name, ESTIMATORS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise PosekitError(f"unknown model {name!r}{hint}; choose one of: {', '.join(sorted(ESTIMATORS))}")
+    return ESTIMATORS[name]
+
+
+def models() -> dict[str, str]:
+    """Estimator name -> one-line description."""
+    _import_families()
+    return {n: e.description for n, e in sorted(ESTIMATORS.items())}
+
+
+def load(name: str = DEFAULT_MODEL, **options) -> Estimator:
+    """Build the estimator ``name``; ``"detector+pose"`` composes a person detector with a single-person model."""
+    if "+" in name:
+        from posekit.pipeline.topdown import TopDown
+
+        detector, pose = name.split("+", 1)
+        return TopDown(entry(detector).factory(), load(pose, **options))
+    return entry(name).factory(**options)

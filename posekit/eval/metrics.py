@@ -1,0 +1,117 @@
+"""Pose accuracy metrics as small pure numpy functions: OKS, OKS-NMS, greedy matching, PCK.
+
+Coordinates are image pixels; a pose is a (K, 2+) array whose first two columns are x, y.  Ground truth is (K, 3)
+with COCO visibility in column 2 (0 = not labelled, 1 = labelled but hidden, 2 = visible); "labelled" means v > 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: COCO-17 torso diagonals (left_shoulder, right_hip) and (right_shoulder, left_hip), as keypoint indices.
+COCO17_TORSO_DIAGONALS: tuple[tuple[int, int], ...] = ((5, 12), (6, 11))
+
+
+def oks_matrix(preds: np.ndarray, gts: np.ndarray, areas: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    """Object keypoint similarity of every prediction against every ground truth, as COCO defines it.
+
+    preds (N, K, 2+) pixels; gts (M, K, 3) pixels + visibility; areas (M,) ground-truth areas in pixels^2;
+    sigmas (K,) per-keypoint constants.  Returns (N, M): the mean over the ground truth's labelled keypoints of
+    exp(-d^2 / (2 area (2 sigma)^2)); 0 where a ground truth has no labelled keypoint.
+    """
+    preds = np.asarray(preds, dtype=np.float64)
+    gts = np.asarray(gts, dtype=np.float64)
+    if len(preds) == 0 or len(gts) == 0:
+        return np.zeros((len(preds), len(gts)))
+    variances = (2.0 * np.asarray(sigmas, dtype=np.float64)) ** 2  # (K,)
+    d2 = ((preds[:, None, :, :2] - gts[None, :, :, :2]) ** 2).sum(-1)  # (N, M, K)
+    e = d2 / variances / (np.asarray(areas, dtype=np.float64)[None, :, None] + np.spacing(1)) / 2.0
+    labelled = gts[None, :, :, 2] > 0  # (1, M, K)
+    count = labelled.sum(-1)  # (1, M)
+    total = np.where(labelled, np.exp(-e), 0.0).sum(-1)
+    return np.where(count > 0, total / np.maximum(count, 1), 0.0)
+
+
+def oks(pred: np.ndarray, gt: np.ndarray, area: float, sigmas: np.ndarray) -> float:
+    """OKS of one prediction (K, 2+) against one ground truth (K, 3) of the given area (pixels^2)."""
+    return float(oks_matrix(np.asarray(pred)[None], np.asarray(gt)[None], np.array([area]), sigmas)[0, 0])
+
+
+def oks_nms(poses: np.ndarray, scores: np.ndarray, areas: np.ndarray, sigmas: np.ndarray, thr: float) -> np.ndarray:
+    """Greedy non-maximum suppression by OKS: drop a pose whose OKS with a better-scored kept pose exceeds thr.
+
+    poses (N, K, 2+) pixels (every keypoint counts); scores (N,); areas (N,) pixels^2 (e.g. box areas), used as the
+    kept pose's area.  Returns the kept indices, best score first.
+    """
+    poses = np.asarray(poses, dtype=np.float64)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    as_gt = np.concatenate([poses[..., :2], np.ones(poses.shape[:2] + (1,))], axis=-1) if len(poses) else poses
+    keep: list[int] = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(int(best))
+        sim = oks_matrix(poses[rest], as_gt[best][None], np.asarray(areas)[[best]], sigmas)[:, 0]
+        order = rest[sim <= thr]
+    return np.array(keep, dtype=np.int64)
+
+
+def greedy_match(similarity: np.ndarray, scores: np.ndarray, min_similarity: float) -> list[tuple[int, int]]:
+    """Match predictions to ground truths as COCO does: best-scored prediction first takes its most similar free one.
+
+    similarity (N, M) e.g. from `oks_matrix`; scores (N,).  Pairs need similarity >= min_similarity.
+    Returns (prediction index, ground-truth index) pairs.
+    """
+    similarity = np.asarray(similarity, dtype=np.float64)
+    free = np.ones(similarity.shape[1], dtype=bool)
+    pairs: list[tuple[int, int]] = []
+    for i in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"):
+        if not free.any():
+            break
+        row = np.where(free, similarity[i], -np.inf)
+        j = int(np.argmax(row))
+        if row[j] >= min_similarity:
+            free[j] = False
+            pairs.append((int(i), j))
+    return pairs
+
+
+def torso_sizes(gts: np.ndarray, diagonals: tuple[tuple[int, int], ...] = COCO17_TORSO_DIAGONALS) -> np.ndarray:
+    """Torso size of each ground truth (N, K, 3): the longest labelled torso diagonal in pixels, NaN if none is."""
+    gts = np.asarray(gts, dtype=np.float64)
+    lengths = []
+    for a, b in diagonals:
+        length = np.linalg.norm(gts[:, a, :2] - gts[:, b, :2], axis=-1)
+        lengths.append(np.where((gts[:, a, 2] > 0) & (gts[:, b, 2] > 0), length, np.nan))
+    return np.fmax.reduce(np.stack(lengths, axis=-1), axis=-1)
+
+
+def pck_hits(pred: np.ndarray, gt: np.ndarray, norm: np.ndarray, alpha: float = 0.2) -> np.ndarray:
+    """(N, K) bool: keypoint within alpha * norm pixels of the ground truth.  pred, gt (N, K, 2+); norm (N,)."""
+    dist = np.linalg.norm(np.asarray(pred, np.float64)[..., :2] - np.asarray(gt, np.float64)[..., :2], axis=-1)
+    return dist <= alpha * np.asarray(norm, dtype=np.float64)[:, None]
+
+
+def _scored(vis: np.ndarray, norm: np.ndarray) -> np.ndarray:
+    """Keypoints that count: labelled (vis (N, K) bool) on a person whose normaliser is finite."""
+    return np.asarray(vis, dtype=bool) & np.isfinite(np.asarray(norm, dtype=np.float64))[:, None]
+
+
+def pck(pred: np.ndarray, gt: np.ndarray, vis: np.ndarray, norm: np.ndarray, alpha: float = 0.2) -> float:
+    """Fraction of correct keypoints (within alpha * norm) over all labelled keypoints, in [0, 1]; NaN if none.
+
+    pred, gt (N, K, 2+) pixels; vis (N, K) bool labelled; norm (N,) pixels (people with a NaN norm are left out).
+    """
+    vis = _scored(vis, norm)
+    if not vis.any():
+        return float("nan")
+    return float(pck_hits(pred, gt, norm, alpha)[vis].mean())
+
+
+def per_joint_pck(
+    pred: np.ndarray, gt: np.ndarray, vis: np.ndarray, norm: np.ndarray, alpha: float = 0.2
+) -> np.ndarray:
+    """(K,) PCK of each joint over the people where it is labelled; NaN for a joint never labelled (as `pck`)."""
+    vis = _scored(vis, norm)
+    hits = (pck_hits(pred, gt, norm, alpha) & vis).sum(0)
+    count = vis.sum(0)
+    return np.where(count > 0, hits / np.maximum(count, 1), np.nan)

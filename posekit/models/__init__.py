@@ -1,1 +1,0 @@
-"""Model families: thin estimators that pair a network with its pre-processing and decoder."""

@@ -1,0 +1,178 @@
+"""Run a zoo network: fetch its TF.js graph, import it to ONNX once (cached by content hash), run ONNX Runtime.
+
+``net = load_network("movenet-thunder"); outputs = net.run(x)`` with outputs keyed by TF.js tensor names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from posekit.errors import PosekitError
+from posekit.hub.registry import ModelSpec, get_spec
+
+#: Bump when the importer's output changes, so cached ONNX files are rebuilt.
+CONVERTER_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Name, shape (None = dynamic) and numpy dtype of a network input or output."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: np.dtype
+
+
+class Network:
+    """An ONNX Runtime session over an imported zoo graph.
+
+    ``run`` takes one array (for single-input networks) or a dict keyed by input name, and returns every
+    output keyed by its TF.js tensor name (e.g. ``"Identity:0"``).
+    """
+
+    def __init__(self, onnx_path: Path, spec: ModelSpec | None = None, threads: int | None = None,
+                 providers: Sequence[str] | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or default_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.providers = list(providers or default_providers())
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=self.providers)
+        self.spec = spec
+        self.path = onnx_path
+        self.inputs = [_info(i) for i in self.session.get_inputs()]
+        self.outputs = [_info(o) for o in self.session.get_outputs()]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name if self.spec else self.path.stem
+
+    def run(self, x: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the network; ``x`` is cast to the input's dtype.  Returns {tensor name: array}."""
+        if isinstance(x, Mapping):
+            feeds = dict(x)
+        elif len(self.inputs) == 1:
+            feeds = {self.inputs[0].name: x}
+        else:
+            raise PosekitError(f"{self.name} has {len(self.inputs)} inputs; pass a dict keyed by input name")
+        expected = {i.name: i for i in self.inputs}
+        prepared = {}
+        for key, value in feeds.items():
+            info = expected.get(key) or expected.get(f"{key}:0")
+            if info is None:
+                raise PosekitError(f"{self.name} has no input {key!r}; inputs: {', '.join(expected)}")
+            arr = np.asarray(value)
+            if arr.ndim != len(info.shape) or any(
+                d is not None and d != a for d, a in zip(info.shape, arr.shape)
+            ):
+                raise PosekitError(
+                    f"{self.name} input {info.name} expects shape {_fmt_shape(info.shape)}, got {list(arr.shape)}"
+                )
+            prepared[info.name] = np.ascontiguousarray(arr, dtype=info.dtype)
+        values = self.session.run(None, prepared)
+        return {o.name: v for o, v in zip(self.outputs, values)}
+
+
+def default_threads() -> int:
+    """Threads for ONNX Runtime: $POSEKIT_THREADS, else the CPUs this process may use."""
+    env = os.environ.get("POSEKIT_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise PosekitError(f"POSEKIT_THREADS={env!r} is not a number; set it to e.g. 2") from None
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def default_providers() -> list[str]:
+    """CUDA first when this onnxruntime build has it, then CPU."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+def _info(arg) -> TensorInfo:
+    dtype = {"tensor(float)": np.float32, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
+             "tensor(bool)": np.bool_}.get(arg.type, np.float32)
+    return TensorInfo(arg.name, tuple(d if isinstance(d, int) else None for d in arg.shape), np.dtype(dtype))
+
+
+def _fmt_shape(shape: Sequence[int | None]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def _resolve_heads(spec: ModelSpec, heads: Sequence[str] | None) -> list[str] | None:
+    """Friendly head names or tensor names -> tensor names (None = the graph's own outputs)."""
+    if not heads:
+        return None
+    out = []
+    for head in heads:
+        if head in spec.heads:
+            out.append(spec.heads[head])
+        elif ":" in head or "/" in head:
+            out.append(head)
+        else:
+            raise PosekitError(
+                f"{spec.name} has no head {head!r}; named heads: {', '.join(spec.heads) or 'none'} "
+                "(or pass a TF.js tensor name such as 'StatefulPartitionedCall/.../BiasAdd:0')"
+            )
+    return out
+
+
+def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
+             input_shape: Sequence[int | None] | None = None) -> Path:
+    """Path of the ONNX import of ``spec`` (cut at ``heads``), converting and caching it on first use."""
+    from filelock import FileLock
+
+    from posekit.hub.cache import onnx_dir
+    from posekit.hub.fetch import model_files
+
+    files = model_files(spec.name)
+    outputs = _resolve_heads(spec, heads)
+    shape = list(input_shape) if input_shape is not None else None
+    key = json.dumps([CONVERTER_VERSION, sorted(spec.files.items()), outputs, shape], sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    target = onnx_dir() / f"{spec.name}-{digest}.onnx"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if target.is_file():
+            return target
+        from posekit.convert.onnx_emit import emit_onnx
+        from posekit.convert.tfjs import load_tfjs
+
+        graph = load_tfjs(files[spec.graph_file])
+        node = spec.input_node.rpartition(":")[0] or spec.input_node
+        model = emit_onnx(graph, outputs, {node: shape} if shape else None, model_name=spec.name)
+        tmp = target.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(model.SerializeToString())
+        os.replace(tmp, target)
+    return target
+
+
+def load_network(name: str, heads: Sequence[str] | None = None, input_shape: Sequence[int | None] | None = None,
+                 threads: int | None = None) -> Network:
+    """Load zoo network ``name`` (see ``posekit models list``).
+
+    heads: cut the graph at these tensors instead of its own outputs — names from the registry's ``heads``
+    (e.g. MoveNet's ``heatmap``, ``center``, ``regress``, ``offset``) or TF.js tensor names; outputs are keyed
+    by tensor name.  input_shape: override the input shape (e.g. PoseNet at 257x257: ``[1, 257, 257, 3]``;
+    None entries stay dynamic).  threads: ONNX Runtime intra-op threads (default: all usable CPUs).
+    """
+    spec = get_spec(name)
+    return Network(onnx_for(spec, heads, input_shape), spec, threads=threads)

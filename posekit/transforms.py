@@ -1,0 +1,100 @@
+"""Image geometry shared by every model: letterbox, box crops, and 2x3 affine maps between image and input pixels.
+
+Convention: an affine ``M`` is a (2, 3) float64 array acting on continuous pixel coordinates, where pixel ``i``
+covers ``[i, i + 1)`` (its centre is ``i + 0.5``); ``apply_affine(p, M) = p @ M[:, :2].T + M[:, 2]``.
+``letterbox`` and ``crop_box`` return the forward map image -> network input; ``invert_affine`` gives the way back.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+Affine = np.ndarray  # (2, 3) float64: continuous pixel coordinates in -> out
+
+_HALF_PIXEL = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+
+
+def _as3x3(m: Affine) -> np.ndarray:
+    return np.vstack([np.asarray(m, dtype=np.float64).reshape(2, 3), [0.0, 0.0, 1.0]])
+
+
+def compose_affine(a: Affine, b: Affine) -> Affine:
+    """The affine ``a`` after ``b`` (apply ``b`` first)."""
+    return (_as3x3(a) @ _as3x3(b))[:2]
+
+
+def invert_affine(m: Affine) -> Affine:
+    """Inverse of a (2, 3) affine map."""
+    return np.linalg.inv(_as3x3(m))[:2]
+
+
+def apply_affine(points: np.ndarray, m: Affine) -> np.ndarray:
+    """Map points (N, D>=2) whose first two columns are x, y; other columns (e.g. scores) are kept as they are."""
+    pts = np.asarray(points)
+    out = pts.astype(np.result_type(pts.dtype, np.float32), copy=True)
+    m = np.asarray(m, dtype=np.float64)
+    out[..., :2] = pts[..., :2] @ m[:, :2].T + m[:, 2]
+    return out
+
+
+def _to_cv2(m: Affine) -> np.ndarray:
+    """Continuous-coordinate affine -> the pixel-index affine cv2.warpAffine expects (pixel centres at integers)."""
+    return (np.linalg.inv(_HALF_PIXEL) @ _as3x3(m) @ _HALF_PIXEL)[:2]
+
+
+def letterbox(image: np.ndarray, size_hw: tuple[int, int], pad_value: float = 0) -> tuple[np.ndarray, Affine]:
+    """Pad ``image`` (H, W[, C]) centred to the aspect of ``size_hw`` with ``pad_value``, then resize to
+    ``size_hw`` with cv2 INTER_LINEAR (the golden vectors' recipe). Returns (resized, M image -> resized)."""
+    h, w = image.shape[:2]
+    th, tw = (int(v) for v in size_hw)
+    if h < 1 or w < 1 or th < 1 or tw < 1:
+        raise ValueError(f"letterbox needs non-empty image and target size, got image {h}x{w}, target {th}x{tw}")
+    if w * th < h * tw:  # too narrow: pad left/right
+        ph, pw = h, max(w, round(h * tw / th))
+    else:  # too wide: pad top/bottom
+        ph, pw = max(h, round(w * th / tw)), w
+    top, left = (ph - h) // 2, (pw - w) // 2
+    padded = cv2.copyMakeBorder(image, top, ph - h - top, left, pw - w - left, cv2.BORDER_CONSTANT,
+                                value=(pad_value,) * 4)
+    resized = cv2.resize(padded, (tw, th), interpolation=cv2.INTER_LINEAR)
+    if resized.ndim < image.ndim:  # cv2 drops a trailing channel axis of size 1
+        resized = resized[..., None]
+    sx, sy = tw / pw, th / ph
+    return resized, np.array([[sx, 0.0, left * sx], [0.0, sy, top * sy]])
+
+
+def crop_box(
+    image: np.ndarray,
+    box_xyxy: np.ndarray,
+    size_hw: tuple[int, int],
+    margin: float = 1.25,
+    rotation: float = 0.0,
+    pad_value: float = 0,
+) -> tuple[np.ndarray, Affine]:
+    """Crop the region around ``box_xyxy`` (image pixels) into a ``size_hw`` image with bilinear warping.
+
+    The region is centred on the box, ``margin`` times its size, widened on one side to the aspect of
+    ``size_hw`` (so a square output gets a square crop of side ``margin * max(w, h)``) and rotated by
+    ``rotation`` radians clockwise as displayed (MediaPipe's convention: the crop's x axis points along
+    (cos r, sin r) in the image). Outside the image is ``pad_value``. Returns (crop, M image -> crop).
+    """
+    x1, y1, x2, y2 = (float(v) for v in np.asarray(box_xyxy).reshape(4))
+    th, tw = (int(v) for v in size_hw)
+    cw, ch = margin * (x2 - x1), margin * (y2 - y1)
+    if cw <= 0 or ch <= 0:
+        raise ValueError(f"crop_box needs a box with positive width and height, got {box_xyxy}")
+    if cw * th < ch * tw:
+        cw = ch * tw / th
+    else:
+        ch = cw * th / tw
+    c, s = np.cos(rotation), np.sin(rotation)
+    # crop = S @ R(-rotation) @ (image - centre) + crop centre
+    lin = np.diag([tw / cw, th / ch]) @ np.array([[c, s], [-s, c]])
+    centre = np.array([(x1 + x2) / 2, (y1 + y2) / 2])
+    m = np.hstack([lin, (np.array([tw / 2, th / 2]) - lin @ centre)[:, None]])
+    crop = cv2.warpAffine(image, _to_cv2(m), (tw, th), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=(pad_value,) * 4)
+    if crop.ndim < image.ndim:
+        crop = crop[..., None]
+    return crop, m

@@ -1,0 +1,126 @@
+"""Tracker: similarity maths, Hungarian assignment, stable ids through crossings and occlusions; id switches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from posekit.pipeline.metrics import collect_tracks, id_switches
+from posekit.pipeline.track import Tracker, assign, box_iou, oks_matrix, oks_sigmas
+from posekit.skeleton import BLAZEPOSE33, COCO17, MPII16
+from posekit.types import Person
+
+pytest.importorskip("scipy", reason="tracking needs scipy (pip install posekit[video])")
+
+TEMPLATE = np.random.default_rng(42).uniform([-25, -60], [25, 60], (17, 2))  # a 50 x 120 px person
+
+
+def _person(cx: float, cy: float, rng: np.random.Generator, noise: float = 1.5, skeleton=COCO17) -> Person:
+    k = skeleton.num_keypoints
+    xy = TEMPLATE[np.arange(k) % 17] + [cx, cy] + rng.normal(0, noise, (k, 2))
+    return Person(np.concatenate([xy, np.full((k, 1), 0.9)], axis=1), score=0.9, skeleton=skeleton)
+
+
+def test_box_iou_known_values():
+    a = np.array([[0, 0, 2, 2], [10, 10, 11, 11]])
+    b = np.array([[0, 0, 2, 2], [1, 0, 3, 2], [5, 5, 6, 6]])
+    np.testing.assert_allclose(box_iou(a, b), [[1, 1 / 3, 0], [0, 0, 0]])
+    assert box_iou(np.array([[1, 1, 1, 1]]), np.array([[1, 1, 1, 1]]))[0, 0] == 0.0  # empty boxes
+
+
+def test_oks_matrix_known_values():
+    sigma, area = 0.05, 400.0
+    a = np.array([[[0.0, 0.0, 0.9], [10.0, 10.0, 0.9]]])
+    # joint 0 moved so that d^2 = 2 * area * (2 sigma)^2  ->  exp(-1); joint 1 unchanged -> 1
+    d = np.sqrt(2 * area * (2 * sigma) ** 2)
+    b = np.array([[[d, 0.0, 0.9], [10.0, 10.0, 0.9]], [[d, 0.0, 0.9], [10.0, 10.0, 0.05]]])
+    got = oks_matrix(a, b, np.array([sigma, sigma]), np.array([area]))
+    np.testing.assert_allclose(got, [[(np.exp(-1) + 1) / 2, np.exp(-1)]])  # low-score joint left out
+    hidden = np.array([[[0.0, 0.0, 0.0], [10.0, 10.0, 0.0]]])
+    assert oks_matrix(a, hidden, np.array([sigma, sigma]), np.array([area]))[0, 0] == 0.0
+
+
+def test_oks_sigmas_per_skeleton():
+    idx, sig = oks_sigmas(COCO17)
+    np.testing.assert_array_equal(idx, np.arange(17))
+    idx, sig = oks_sigmas(BLAZEPOSE33)
+    assert len(idx) == 17 and BLAZEPOSE33.keypoints[idx[5]] == "left_shoulder"
+    np.testing.assert_array_equal(sig, COCO17.sigmas)
+    assert oks_sigmas(MPII16) is None
+
+
+def test_assign_maximises_total_similarity_and_applies_threshold():
+    sim = np.array([[0.9, 0.8], [0.85, 0.1]])
+    assert sorted(assign(sim, 0.2)) == [(0, 1), (1, 0)]  # 0.8 + 0.85 beats 0.9 + 0.1
+    assert assign(np.array([[0.9, 0.0], [0.0, 0.15]]), 0.2) == [(0, 0)]
+    assert assign(np.zeros((0, 3)), 0.2) == []
+
+
+def test_ids_start_at_one_and_increase():
+    tracker = Tracker()
+    rng = np.random.default_rng(0)
+    first = tracker.update([_person(100, 100, rng), _person(400, 100, rng)])
+    assert [p.track_id for p in first] == [1, 2]
+    again = tracker.update([_person(402, 101, rng), _person(101, 100, rng), _person(700, 300, rng)])
+    assert [p.track_id for p in again] == [2, 1, 3]
+
+
+def _crossing(occlude: range, frames: int = 60, skeleton=COCO17):
+    """Two people walking towards each other at 6 px/frame, crossing at frame 30, the second hidden behind the
+    first during ``occlude``: per-frame detections (shuffled order) and the ground-truth track set."""
+    rng = np.random.default_rng(7)
+    gt = {i: np.full((frames, skeleton.num_keypoints, 3), np.nan) for i in (1, 2)}
+    per_frame = []
+    for t in range(frames):
+        a = _person(120 + 6 * t, 200, rng, skeleton=skeleton)
+        b = _person(480 - 6 * t, 205, rng, skeleton=skeleton)
+        gt[1][t] = a.keypoints
+        people = [a]
+        if t not in occlude:
+            gt[2][t] = b.keypoints
+            people.append(b)
+        per_frame.append([people[i] for i in rng.permutation(len(people))])
+    return per_frame, gt
+
+
+@pytest.mark.parametrize("skeleton", [COCO17, MPII16], ids=["oks+iou", "iou-only"])
+def test_ids_survive_a_crossing_with_occlusion(skeleton):
+    per_frame, gt = _crossing(occlude=range(27, 34), skeleton=skeleton)
+    tracker = Tracker(max_age=10)
+    tracked = [tracker.update(people) for people in per_frame]
+    assert id_switches(collect_tracks(tracked), gt, max_dist=20) == 0
+    assert {p.track_id for people in tracked for p in people} == {1, 2}
+
+
+def test_a_track_lost_longer_than_max_age_comes_back_with_a_new_id():
+    per_frame, _ = _crossing(occlude=range(27, 34))
+    tracker = Tracker(max_age=3)
+    tracked = [tracker.update(people) for people in per_frame]
+    assert sorted({p.track_id for people in tracked for p in people}) == [1, 2, 3]
+    hidden_before = next(p.track_id for p in tracked[0] if p.box[0] > 300)  # the person walking leftwards
+    hidden_after = next(p.track_id for p in tracked[-1] if p.box[0] < 300)
+    assert hidden_after == 3 and hidden_before not in tracker.live_ids
+    assert tracker.live_ids == ({1, 2} - {hidden_before}) | {3}
+
+
+def test_id_switches_counts_hand_made_cases():
+    def track(xs):  # one-joint track along x, NaN where None
+        return np.array([[[np.nan, np.nan]] if x is None else [[x, 0.0]] for x in xs], dtype=np.float64)
+
+    gt = {1: track([0, 1, 2, 3, 4, 5]), 2: track([100, 101, 102, 103, 104, 105])}
+    assert id_switches({7: track([0, 1, 2, 3, 4, 5]), 8: track([100, 101, 102, 103, 104, 105])}, gt, 10) == 0
+    # ids swapped from frame 3 on: both ground-truth people switch once
+    swapped = {7: track([0, 1, 2, 103, 104, 105]), 8: track([100, 101, 102, 3, 4, 5])}
+    assert id_switches(swapped, gt, 10) == 2
+    # person 1 fragments into ids 7 then 9 (a gap in between does not count by itself)
+    fragmented = {7: track([0, 1, None, None, None, None]), 9: track([None, None, None, 3, 4, 5]),
+                  8: track([100, 101, 102, 103, 104, 105])}
+    assert id_switches(fragmented, gt, 10) == 1
+    same_after_gap = {7: track([0, 1, None, None, 4, 5]), 8: track([100, 101, 102, 103, 104, 105])}
+    assert id_switches(same_after_gap, gt, 10) == 0
+    # a far-away prediction is never paired, so it cannot cause a switch
+    far = {7: track([0, 1, 2, 3, 4, 5]), 8: track([100, 101, 102, 103, 104, 105]), 9: track([None] * 3 + [500] * 3)}
+    assert id_switches(far, gt, 10) == 0
+    # back and forth: 7 -> 9 -> 7 is two switches
+    flip = {7: track([0, 1, None, None, 4, 5]), 9: track([None, None, 2, 3, None, None])}
+    assert id_switches(flip, {1: gt[1]}, 10) == 2

@@ -1,0 +1,312 @@
+"""Video sources and sinks end to end on generated clips (moving shapes), a fake camera, and the tracking
+pipeline with a fake single-person estimator that really looks at the pixels."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from posekit.errors import PosekitError
+from posekit.pipeline.video import (
+    JsonlSink,
+    VideoSink,
+    VideoSource,
+    crop_box,
+    frame_record,
+    parse_source,
+    partial_path,
+    track_video,
+)
+from posekit.types import Person
+
+pytest.importorskip("scipy", reason="tracking needs scipy (pip install posekit[video])")
+
+VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+W, H, FPS, N = 128, 96, 15.0, 30
+RING = np.stack([np.cos(np.linspace(0, 2 * np.pi, 17, endpoint=False)),
+                 np.sin(np.linspace(0, 2 * np.pi, 17, endpoint=False))], axis=1) * 8
+
+
+def _disc_centre(i: int) -> tuple[int, int]:
+    return 20 + 3 * i, 30 + i
+
+
+def _frame_bgr(i: int) -> np.ndarray:
+    frame = np.full((H, W, 3), 40, np.uint8)
+    cv2.rectangle(frame, (100 - 2 * i, 70), (115 - 2 * i, 85), (255, 0, 0), -1)  # a blue square going left
+    cv2.circle(frame, _disc_centre(i), 9, (0, 0, 255), -1)  # a red disc going right and down
+    return frame
+
+
+def _make_video(path: Path, frames: int = N) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (W, H))
+    assert writer.isOpened()
+    for i in range(frames):
+        writer.write(_frame_bgr(i))
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return _make_video(tmp_path_factory.mktemp("video") / "clip.avi")
+
+
+class DiscEstimator:
+    """Single-person 'pose model': 17 joints on a ring around the red disc's centroid (RGB input)."""
+
+    multi_person = False
+
+    def __init__(self, low_score_frames: tuple[int, ...] = ()) -> None:
+        self.calls: list[np.ndarray | None] = []
+        self.low_score_frames = low_score_frames
+
+    def _find(self, image: np.ndarray, box: np.ndarray) -> Person:
+        x1, y1, x2, y2 = np.round(box).astype(int)
+        crop = image[y1:y2, x1:x2].astype(int)
+        ys, xs = np.nonzero((crop[..., 0] > 150) & (crop[..., 1] < 100) & (crop[..., 2] < 100))
+        if len(xs) == 0:
+            return Person(np.zeros((17, 3)), score=0.0)
+        score = 0.1 if len(self.calls) - 1 in self.low_score_frames else 0.9
+        xy = RING + [xs.mean() + x1, ys.mean() + y1]
+        return Person(np.concatenate([xy, np.full((17, 1), score)], axis=1), score=score)
+
+    def __call__(self, image: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
+        self.calls.append(boxes)
+        if boxes is None:
+            person = self._find(image, np.array([0, 0, image.shape[1], image.shape[0]]))
+            return [person] if person.score > 0 else []
+        return [self._find(image, b) for b in boxes]
+
+
+def _no_reader_threads() -> bool:
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        if not any(t.name == "posekit-video-reader" for t in threading.enumerate()):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_parse_source_kinds(clip):
+    assert parse_source(0) == (0, "camera")
+    assert parse_source("1") == (1, "camera")
+    assert parse_source("rtsp://cam.local/stream") == ("rtsp://cam.local/stream", "url")
+    assert parse_source(clip) == (str(clip), "file")
+    with pytest.raises(PosekitError, match="not found"):
+        parse_source(clip.with_name("missing.mp4"))
+
+
+def test_source_reads_every_frame_in_order_as_rgb(clip):
+    with VideoSource(clip) as src:
+        assert (src.width, src.height, src.fps, src.frame_count, src.is_live) == (W, H, FPS, N, False)
+        frames = list(src)
+    assert [i for i, _, _ in frames] == list(range(N))
+    np.testing.assert_allclose([t for _, t, _ in frames], np.arange(N) / FPS)
+    _, _, last = frames[-1]
+    cx, cy = _disc_centre(N - 1)
+    assert last.shape == (H, W, 3) and last.dtype == np.uint8
+    assert last[cy, cx, 0] > 200 and last[cy, cx, 2] < 60  # the red disc is red in RGB order
+    assert src.warning is None and src.frames_read == N
+    with pytest.raises(RuntimeError, match="only once"):
+        next(iter(src))
+    assert _no_reader_threads()
+
+
+def test_source_reads_ahead_only_a_few_frames(clip):
+    src = VideoSource(clip, queue_size=2)
+    frames = iter(src)
+    next(frames)
+    time.sleep(0.3)  # plenty of time to decode the whole clip if the queue were unbounded
+    assert src.frames_read <= 2 + 2  # queue + the frame in hand + the one waiting to be queued
+    assert len(list(frames)) == N - 1
+
+
+def test_undecodable_file_raises_a_user_error(tmp_path):
+    bogus = tmp_path / "notes.mp4"
+    bogus.write_text("this is not a video")
+    with pytest.raises(PosekitError, match="cannot decode video"):
+        VideoSource(bogus)
+
+
+def _truncate(src: Path, dst: Path, keep: float) -> Path:
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * keep)])
+    return dst
+
+
+def test_truncated_video_gives_its_frames_a_warning_and_valid_outputs(clip, tmp_path):
+    cut = _truncate(clip, tmp_path / "cut.avi", keep=0.6)
+    source = VideoSource(cut)
+    out_video, out_json = tmp_path / "out" / "annotated.mp4", tmp_path / "out" / "poses.jsonl"
+    with VideoSink(out_video, source.fps) as sink, JsonlSink(out_json) as records:
+        for frame in track_video(source, DiscEstimator()):
+            sink.write(frame.image)
+            records.write(frame_record(frame.index, frame.time_s, frame.people))
+    read = sink.frames_written
+    assert 0 < read < N and source.frames_read == read
+    assert "truncated" in source.warning and f"{read} of {N}" in source.warning
+    check = cv2.VideoCapture(str(sink.path))
+    assert check.isOpened() and int(check.get(cv2.CAP_PROP_FRAME_COUNT)) == read
+    assert sum(check.read()[0] for _ in range(read + 1)) == read
+    lines = out_json.read_text().splitlines()
+    assert len(lines) == read
+    assert not list(out_video.parent.glob(".*partial*"))
+
+
+def test_video_sink_is_atomic_and_readable(tmp_path):
+    path = tmp_path / "out.mp4"
+    sink = VideoSink(path, fps=12.0)
+    for i in range(8):
+        sink.write(cv2.cvtColor(_frame_bgr(i), cv2.COLOR_BGR2RGB))
+        assert not path.exists() and partial_path(path).exists()
+    sink.close()
+    assert path.exists() and not partial_path(path).exists()
+    assert sink.fourcc in ("avc1", "mp4v") and sink.warning is None
+    cap = cv2.VideoCapture(str(path))
+    assert (cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)) == (8, 12.0)
+    ok, frame = cap.read()
+    assert ok and frame.shape == (H, W, 3)
+    cx, cy = _disc_centre(0)
+    assert frame[cy, cx, 2] > 200  # still red (BGR on disk)
+    other = VideoSink(tmp_path / "sizes.mp4", 10)
+    other.write(np.zeros((H, W, 3), np.uint8))
+    with pytest.raises(ValueError, match="size"):
+        other.write(np.zeros((H, W + 2, 3), np.uint8))
+    other.abort()
+    assert not (tmp_path / "sizes.mp4").exists() and not partial_path(tmp_path / "sizes.mp4").exists()
+
+
+def test_sinks_keep_nothing_after_a_crash_and_everything_after_ctrl_c(tmp_path):
+    frame = np.zeros((H, W, 3), np.uint8)
+    with pytest.raises(RuntimeError), VideoSink(tmp_path / "crash.avi", 10) as sink, \
+            JsonlSink(tmp_path / "crash.jsonl") as records:
+        sink.write(frame)
+        records.write({"frame": 0})
+        raise RuntimeError("model blew up")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(KeyboardInterrupt), VideoSink(tmp_path / "stop.avi", 10) as sink, \
+            JsonlSink(tmp_path / "stop.jsonl") as records:
+        for i in range(3):
+            sink.write(frame)
+            records.write({"frame": i})
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stop.avi", "stop.jsonl"]
+    assert int(cv2.VideoCapture(str(tmp_path / "stop.avi")).get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    assert (tmp_path / "stop.jsonl").read_text() == '{"frame":0}\n{"frame":1}\n{"frame":2}\n'
+
+
+def test_video_sink_rejects_unknown_suffix(tmp_path):
+    with pytest.raises(PosekitError, match="unknown suffix"):
+        VideoSink(tmp_path / "out.gif", 10)
+
+
+class FakeCamera:
+    """Stands in for cv2.VideoCapture(0): a 200 fps camera that unplugs after ``frames`` frames."""
+
+    def __init__(self, frames: int) -> None:
+        self.frames, self.served, self.released = frames, 0, False
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return True
+
+    def read(self):
+        time.sleep(0.005)
+        if self.served == self.frames:
+            return False, None
+        self.served += 1
+        return True, _frame_bgr(self.served % N)
+
+    def get(self, prop: int) -> float:
+        return {cv2.CAP_PROP_FPS: 0.0, cv2.CAP_PROP_FRAME_WIDTH: W, cv2.CAP_PROP_FRAME_HEIGHT: H}.get(prop, -1.0)
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_webcam_path_with_a_fake_camera():
+    camera = FakeCamera(frames=40)
+    src = VideoSource("0", opener=lambda spec: camera if spec == 0 else None)
+    assert src.is_live and src.drop_frames and src.frame_count is None and src.fps == 30.0
+    seen = []
+    for index, t, frame in src:
+        seen.append((index, t))
+        time.sleep(0.02)  # inference slower than the camera: old frames get dropped, latency stays low
+        assert frame.shape == (H, W, 3)
+    indices, times = np.array(seen).T
+    assert np.all(np.diff(indices) > 0) and np.all(np.diff(times) > 0)
+    assert src.frames_dropped > 0 and len(seen) + src.frames_dropped == src.frames_read == 40
+    assert "stopped delivering frames after 40" in src.warning and camera.released
+
+
+def test_webcam_ctrl_c_stops_the_reader(tmp_path):
+    camera = FakeCamera(frames=10_000)
+    out = tmp_path / "live.avi"
+    with pytest.raises(KeyboardInterrupt), VideoSink(out, 30) as sink, \
+            contextlib.closing(track_video(VideoSource(0, opener=lambda spec: camera), DiscEstimator())) as frames:
+        for frame in frames:
+            sink.write(frame.image)
+            if sink.frames_written == 5:
+                raise KeyboardInterrupt
+    assert _no_reader_threads() and camera.released
+    assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+
+
+def test_camera_that_does_not_open_raises_a_user_error():
+    class Closed(FakeCamera):
+        def isOpened(self) -> bool:  # noqa: N802
+            return False
+
+    with pytest.raises(PosekitError, match="cannot open camera 3"):
+        VideoSource(3, opener=lambda spec: Closed(0))
+
+
+def test_track_video_tracks_and_smooths_a_moving_disc_with_crops(clip):
+    est = DiscEstimator()
+    frames = list(track_video(clip, est))
+    assert [f.index for f in frames] == list(range(N))
+    assert all(len(f.people) == 1 and f.people[0].track_id == 1 for f in frames)
+    assert est.calls[0] is None and all(b is not None and b.shape == (1, 4) for b in est.calls[1:])
+    for f in frames:
+        raw = f.people[0].extras["raw_keypoints"][:, :2].mean(axis=0)
+        np.testing.assert_allclose(raw, _disc_centre(f.index), atol=1.0)  # found the disc in the RGB frame
+        np.testing.assert_allclose(f.people[0].keypoints[:, :2].mean(axis=0), raw, atol=4.0)  # smoothed, close
+    assert _no_reader_threads()
+
+
+def test_track_video_falls_back_to_the_full_image_when_a_crop_scores_low(clip):
+    est = DiscEstimator(low_score_frames=(3,))  # the 4th call (a crop) comes back unsure
+    frames = list(track_video(clip, est, redetect_every=10, smooth=False))
+    full = [i for i, b in enumerate(est.calls) if b is None]
+    assert est.calls[3] is not None and full[:2] == [0, 4]  # the same frame is re-run on the full image
+    assert len(est.calls) == N + 1
+    assert full[2:] == [14, 24]  # forced every 10 frames after the last full-image run
+    assert {f.people[0].track_id for f in frames} == {1}
+    assert "raw_keypoints" not in frames[0].people[0].extras
+
+
+def test_multi_person_estimators_get_the_full_image_every_frame(clip):
+    est = DiscEstimator()
+    est.multi_person = True
+    list(track_video(clip, est))
+    assert est.calls == [None] * N
+
+
+def test_crop_box_is_square_moved_and_clipped():
+    person = Person(np.array([[10, 20, 0.9], [30, 60, 0.9], [500, 500, 0.0]]))
+    np.testing.assert_allclose(crop_box(person, np.array([5, 0]), 1.5, (640, 480)), [0, 10, 55, 70])
+    np.testing.assert_allclose(crop_box(person, np.zeros(2), 0.1, (640, 480)), [4, 24, 36, 56])  # >= 32 px
+
+
+@pytest.mark.skipif(not VTEST.is_file(), reason=f"{VTEST} not found (apt-get install opencv-doc)")
+def test_reads_the_real_vtest_clip():
+    with VideoSource(VTEST) as src:
+        assert (src.width, src.height, src.fps, src.frame_count) == (768, 576, 10.0, 795)
+        count = sum(1 for _ in src)
+    assert count == 795 and src.warning is None
