@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -16,9 +17,6 @@ import numpy as np
 
 from posekit.errors import PosekitError
 from posekit.hub.registry import ModelSpec, get_spec
-
-#: Bump when the importer's output changes, so cached ONNX files are rebuilt.
-CONVERTER_VERSION = "1"
 
 
 @dataclass(frozen=True)
@@ -133,6 +131,17 @@ def _resolve_heads(spec: ModelSpec, heads: Sequence[str] | None) -> list[str] | 
     return out
 
 
+@functools.cache
+def converter_digest() -> str:
+    """Hash of the importer's sources: cached ONNX files are rebuilt whenever the importer changes."""
+    import posekit.convert as convert
+
+    h = hashlib.sha256()
+    for source in sorted(Path(convert.__file__).parent.glob("*.py")):
+        h.update(source.name.encode() + source.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
              input_shape: Sequence[int | None] | None = None) -> Path:
     """Path of the ONNX import of ``spec`` (cut at ``heads``), converting and caching it on first use."""
@@ -143,8 +152,8 @@ def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
 
     files = model_files(spec.name)
     outputs = _resolve_heads(spec, heads)
-    shape = list(input_shape) if input_shape is not None else None
-    key = json.dumps([CONVERTER_VERSION, sorted(spec.files.items()), outputs, shape], sort_keys=True)
+    shape = list(input_shape if input_shape is not None else spec.input_shape)
+    key = json.dumps([converter_digest(), sorted(spec.files.items()), outputs, shape], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     target = onnx_dir() / f"{spec.name}-{digest}.onnx"
     if target.is_file():
@@ -158,7 +167,7 @@ def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
 
         graph = load_tfjs(files[spec.graph_file])
         node = spec.input_node.rpartition(":")[0] or spec.input_node
-        model = emit_onnx(graph, outputs, {node: shape} if shape else None, model_name=spec.name)
+        model = emit_onnx(graph, outputs, {node: shape}, model_name=spec.name)
         tmp = target.with_suffix(f".tmp{os.getpid()}")
         tmp.write_bytes(model.SerializeToString())
         os.replace(tmp, target)

@@ -246,10 +246,12 @@ def test_conv2d_backprop_input(tmp_path: Path, rng, quant: str, k: int) -> None:
 
 
 @pytest.mark.parametrize(("align", "half"), [(True, False), (False, True), (False, False)])
-@pytest.mark.parametrize(("in_hw", "out_hw"), [((5, 4), (9, 11)), ((9, 8), (4, 3)), ((6, 6), (12, 12))])
-def test_resize_bilinear(tmp_path: Path, rng, align: bool, half: bool, in_hw, out_hw) -> None:
+@pytest.mark.parametrize(("in_hw", "out_hw"), [((5, 4), (9, 11)), ((9, 8), (4, 3)), ((6, 6), (12, 12)),
+                                               ((5, 4), (1, 2))])
+@pytest.mark.parametrize("kind", KINDS)
+def test_resize_bilinear(tmp_path: Path, rng, align: bool, half: bool, in_hw, out_hw, kind: str) -> None:
     b = GraphBuilder()
-    x = b.placeholder("x", (1, *in_hw, 3))
+    x = source(b, kind, (1, *in_hw, 3))
     y = b.op("ResizeBilinear", [x, b.const("size", out_hw)], align_corners=align, half_pixel_centers=half)
     xv = rng.normal(size=(1, *in_hw, 3)).astype(np.float32)
     (out,) = b.run(tmp_path, [y], {"x": xv})
@@ -305,6 +307,15 @@ def test_binary_with_constant(tmp_path: Path, rng, kind: str, const_shape: str, 
     (out,) = b.run(tmp_path, [y], {"x": xv})
     cv = b.values["c"]
     close(out, BINARY[op](cv, xv) if const_first else BINARY[op](xv, cv))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bias_add(tmp_path: Path, rng, kind: str) -> None:
+    b = GraphBuilder()
+    y = b.op("BiasAdd", [source(b, kind, (1, 3, 5, 4)), b.const("bias", rng.normal(size=4))], data_format="NHWC")
+    xv = rng.normal(size=(1, 3, 5, 4)).astype(np.float32)
+    (out,) = b.run(tmp_path, [y], {"x": xv})
+    close(out, xv + b.values["bias"])
 
 
 @pytest.mark.parametrize("quant", QUANTS)

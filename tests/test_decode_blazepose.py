@@ -3,12 +3,16 @@ back-projection through rotated crops; plausibility on the golden blazepose-full
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 
 from posekit.decode import blazepose as bp
+from posekit.errors import OfflineError
+from posekit.io import as_rgb
+from posekit.skeleton import COCO17
 from posekit.transforms import apply_affine
 
 ANCHORS = bp.generate_anchors()
@@ -231,3 +235,40 @@ def test_golden_photo_landmarks_are_plausible(golden_dir):
 
 def test_golden_random_input_has_no_pose(golden_dir):
     assert _golden(golden_dir, "random").pose_score < 0.5
+
+
+def _coco_person(coco_mini, file_name: str) -> tuple[np.ndarray, dict]:
+    """The image (RGB) and its single person annotation."""
+    data = json.loads((coco_mini / "annotations" / "person_keypoints_train2017.json").read_text())
+    image_id = next(im["id"] for im in data["images"] if im["file_name"] == file_name)
+    (ann,) = [a for a in data["annotations"] if a["image_id"] == image_id and a["num_keypoints"] > 0]
+    return as_rgb(coco_mini / "train2017" / file_name), ann
+
+
+def _load(*names: str):
+    network = pytest.importorskip("posekit.network", reason="posekit.network (graph importer) not available yet")
+    try:
+        return [network.load_network(name) for name in names]
+    except OfflineError as e:
+        pytest.skip(f"model files not available offline: {e}")
+
+
+@pytest.mark.network  # fetches the model files unless cached
+def test_detector_roi_landmarks_chain_on_a_real_photo(coco_mini):
+    """Detector -> ROI -> rotated crop -> landmarks -> image pixels on a COCO photo of one standing woman."""
+    detector, landmarks = _load("blazepose-detector", "blazepose-full")
+    image, ann = _coco_person(coco_mini, "000000535506.jpg")
+    x, back = bp.preprocess_detector(image)
+    dets = bp.decode_detections(detector.run(x), ANCHORS)
+    assert len(dets) == 1 and dets[0].score > 0.5
+    roi = bp.detection_to_roi(bp.detection_to_image(dets[0], back))
+    assert abs(roi.rotation) < math.radians(20)  # standing
+    crop, back = bp.preprocess_landmarks(image, roi)
+    lm = bp.landmarks_to_image(bp.decode_landmark_outputs(landmarks.run(crop)), back)
+    assert lm.pose_score > 0.9
+    gt = np.asarray(ann["keypoints"], np.float64).reshape(17, 3)
+    labelled = gt[:, 2] > 0
+    dist2 = ((bp.BLAZEPOSE33.map_to_coco(lm.keypoints)[:, :2] - gt[:, :2]) ** 2).sum(1)
+    sigmas = np.asarray(COCO17.sigmas)
+    oks = np.exp(-dist2 / (2 * ann["area"] * (2 * sigmas) ** 2))[labelled].mean()
+    assert oks > 0.6  # measured 0.80

@@ -1,12 +1,19 @@
-"""Box utilities (IoU, NMS, weighted NMS) and the CenterNet person-box decoder, on tiny exact arrays."""
+"""Box utilities (IoU, NMS, weighted NMS, person filter) and the CenterNet / NanoDet decoders, on tiny exact arrays
+(plus @network checks of both detectors on a real photo)."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 
-from posekit.decode.centernet import DETECTIONS_OUTPUT, decode_centernet, persons
-from posekit.decode.detection import iou, nms, weighted_nms
+from posekit.decode import nanodet
+from posekit.decode.centernet import DETECTIONS_OUTPUT, decode_centernet
+from posekit.decode.detection import iou, nms, persons, weighted_nms
+from posekit.errors import OfflineError
+from posekit.io import as_rgb
+from posekit.transforms import apply_affine, invert_affine, letterbox
 
 
 def test_iou_known_values():
@@ -91,3 +98,89 @@ def test_persons_filters_class_score_and_duplicates():
     np.testing.assert_allclose(kept_boxes, [[12, 22, 108, 230]])
     _, all_scores = persons(boxes, scores, classes, score_thr=0.1, iou_thr=0.95)
     np.testing.assert_allclose(all_scores, [0.8, 0.4, 0.2])
+
+
+def _nanodet_outputs() -> dict[str, np.ndarray]:
+    out = {}
+    for cls_name, reg_name, stride in nanodet.LEVELS:
+        n = (416 // stride) ** 2
+        out[cls_name] = np.zeros((1, n, 80), np.float32)
+        out[reg_name] = np.zeros((1, n, 44), np.float32)
+    cls_name, reg_name, _ = nanodet.LEVELS[1]  # stride 16, 26 x 26 cells
+    cell = 3 * 26 + 5  # row 3, col 5: centre (5.5 * 16, 3.5 * 16) = (88, 56)
+    out[cls_name][0, cell, [0, 17]] = [0.9, 0.4]
+    bins = out[reg_name][0, cell].reshape(4, 11)
+    bins[[0, 1, 2, 3], [2, 4, 1, 6]] = 60.0  # left 2, top 4, right 1, bottom 6 strides
+    return out
+
+
+def test_decode_nanodet_cell_centre_and_distances():
+    boxes, scores, classes = nanodet.decode_nanodet(_nanodet_outputs(), score_thr=0.3)
+    np.testing.assert_allclose(scores, [0.9, 0.4])
+    np.testing.assert_array_equal(classes, [0, 17])
+    np.testing.assert_allclose(boxes, [[56, -8, 104, 152]] * 2, atol=1e-3)
+    assert len(nanodet.decode_nanodet(_nanodet_outputs(), score_thr=0.5)[0]) == 1
+    kept, _ = persons(boxes, scores, classes, score_thr=0.3)
+    np.testing.assert_allclose(kept, [[56, -8, 104, 152]], atol=1e-3)
+
+
+def test_nanodet_expected_distance_and_shape_check():
+    np.testing.assert_allclose(nanodet.expected_distance([[0.0, np.log(3.0)], [5.0, 5.0]]), [0.75, 0.5])
+    outputs = _nanodet_outputs()
+    with pytest.raises(ValueError, match="expected 1600 cells for a 320 input"):
+        nanodet.decode_nanodet(outputs, input_size=320)
+
+
+def test_nanodet_preprocess_is_bgr_mean_std_nchw():
+    image = np.zeros((100, 200, 3), np.uint8)
+    image[..., 0] = 255  # pure red
+    x, back = nanodet.preprocess(image)
+    assert x.shape == (1, 3, 416, 416) and x.dtype == np.float32
+    np.testing.assert_allclose(x[0, :, 208, 208], (np.array([0, 0, 255]) - nanodet.NANODET_MEAN_BGR)
+                               / nanodet.NANODET_STD_BGR, rtol=1e-5)  # red is the last (BGR) channel
+    np.testing.assert_allclose(x[0, :, 5, 208], -np.array(nanodet.NANODET_MEAN_BGR) / nanodet.NANODET_STD_BGR,
+                               rtol=1e-5)  # zero padding above the image
+    np.testing.assert_allclose(apply_affine(np.array([[0.0, 104.0]]), back), [[0, 0]], atol=1e-9)
+
+
+def _gt_box(coco_mini) -> list[float]:
+    """x1, y1, x2, y2 of the one person in COCO train 000000535506.jpg (a woman standing in a kitchen)."""
+    data = json.loads((coco_mini / "annotations" / "person_keypoints_train2017.json").read_text())
+    image_id = next(im["id"] for im in data["images"] if im["file_name"] == "000000535506.jpg")
+    ((x, y, w, h),) = [a["bbox"] for a in data["annotations"] if a["image_id"] == image_id]
+    return [x, y, x + w, y + h]
+
+
+@pytest.mark.network  # fetches the model files unless cached
+def test_centernet_graph_semantics_and_person_box_on_a_real_photo(coco_mini):
+    network = pytest.importorskip("posekit.network", reason="posekit.network (graph importer) not available yet")
+    try:
+        net = network.load_network("centernet")
+    except OfflineError as e:
+        pytest.skip(f"model files not available offline: {e}")
+    resized, m = letterbox(as_rgb(coco_mini / "train2017" / "000000535506.jpg"), (512, 512))
+    out = net.run(resized[None].astype(np.float32))  # raw 0..255: the graph folds its x / 255 in
+    boxes, scores, classes = decode_centernet(out)
+    # the in-graph decode is what the module docstring says: peak cell (row, col) of the class heatmap,
+    # box = 4 * (col, row) -/+ the regressed side distances
+    heat, sides = out["tower_0/keypoints:0"][0], out["tower_0/wh:0"][0]
+    row, col, cls = np.unravel_index(np.argmax(heat), heat.shape)
+    l_, t_, r_, b_ = sides[row, col]
+    np.testing.assert_allclose(boxes[0], [4 * col - l_, 4 * row - t_, 4 * col + r_, 4 * row + b_], atol=1e-3)
+    assert scores[0] == pytest.approx(heat[row, col, cls], abs=1e-6) and classes[0] == cls == 0
+    kept, kept_scores = persons(boxes, scores, classes)
+    found = apply_affine(kept[:1].reshape(2, 2), invert_affine(m)).reshape(1, 4)
+    assert kept_scores[0] > 0.5 and iou([_gt_box(coco_mini)], found)[0, 0] > 0.8  # measured 0.90
+
+
+@pytest.mark.network  # fetches the model files unless cached
+def test_nanodet_person_box_on_a_real_photo(coco_mini):
+    network = pytest.importorskip("posekit.network", reason="posekit.network (graph importer) not available yet")
+    try:
+        net = network.load_network("nanodet")
+    except OfflineError as e:
+        pytest.skip(f"model files not available offline: {e}")
+    x, back = nanodet.preprocess(coco_mini / "train2017" / "000000535506.jpg")
+    kept, kept_scores = persons(*nanodet.decode_nanodet(net.run(x)))
+    found = apply_affine(kept[:1].reshape(2, 2), back).reshape(1, 4)
+    assert kept_scores[0] > 0.5 and iou([_gt_box(coco_mini)], found)[0, 0] > 0.8  # measured 0.97

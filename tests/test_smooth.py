@@ -110,6 +110,20 @@ def test_low_confidence_joints_do_not_drag_the_filter():
     np.testing.assert_array_equal(out.extras["raw_keypoints"], jumped.astype(np.float32))
 
 
+def test_an_unsure_joint_moves_with_the_body():
+    smoother = PoseSmoother()
+    kp = np.concatenate([np.random.default_rng(5).uniform(0, 100, (17, 2)), np.full((17, 1), 0.9)], axis=1)
+    smoother([Person(kp, track_id=1)], 0.0)
+    for step in range(1, 31):
+        moved = kp.copy()
+        moved[:, 0] += 3.0 * step
+        moved[3] = [0.0, 0.0, 0.0]  # the model lost this joint
+        out = smoother([Person(moved, track_id=1)], step / 30)[0]
+    shift = out.keypoints[:, 0] - kp[:, 0]
+    assert abs(shift[3] - np.delete(shift, 3).mean()) < 0.5  # carried along with the others
+    assert shift[3] > 80
+
+
 def test_smoother_keys_state_by_track_and_forgets_dropped_tracks():
     smoother = PoseSmoother()
     a = Person(np.tile([[10.0, 10.0, 0.9]], (17, 1)), track_id=1)

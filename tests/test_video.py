@@ -291,11 +291,18 @@ def test_track_video_falls_back_to_the_full_image_when_a_crop_scores_low(clip):
     assert "raw_keypoints" not in frames[0].people[0].extras
 
 
-def test_multi_person_estimators_get_the_full_image_every_frame(clip):
+def test_bottom_up_estimators_get_the_full_image_every_frame(clip):
+    est = DiscEstimator()
+    est.multi_person, est.top_down = True, False  # boxes are no use to it
+    list(track_video(clip, est))
+    assert est.calls == [None] * N
+
+
+def test_multi_person_top_down_estimators_look_for_newcomers_every_5_frames(clip):
     est = DiscEstimator()
     est.multi_person = True
     list(track_video(clip, est))
-    assert est.calls == [None] * N
+    assert [i for i, b in enumerate(est.calls) if b is None] == list(range(0, N, 5))
 
 
 def test_crop_box_is_square_moved_and_clipped():

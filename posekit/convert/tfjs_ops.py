@@ -146,7 +146,7 @@ def resize(em: Emitter, node: Node) -> None:
     align, half = node.attrs.get("align_corners", False), node.attrs.get("half_pixel_centers", False)
     if node.op == "ResizeBilinear":
         mode = {"mode": "linear",
-                "coordinate_transformation_mode": "align_corners" if align else "pytorch_half_pixel" if half else "asymmetric"}
+                "coordinate_transformation_mode": "align_corners" if align else "half_pixel" if half else "asymmetric"}
     elif align:
         mode = {"mode": "nearest", "coordinate_transformation_mode": "align_corners",
                 "nearest_mode": "round_prefer_ceil"}

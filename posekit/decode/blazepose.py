@@ -52,13 +52,15 @@ REFINE_MIN_CONFIDENCE = 0.5
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function, float64."""
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
 
 
 @dataclass
 class Detection:
     """One BlazePose detector hit. box: (4,) x1, y1, x2, y2 and keypoints: (4, 2) x, y, both in
-    detector-input pixels; keypoint order as ``NUM_DETECTION_KEYPOINTS`` describes."""
+    detector-input pixels; keypoint order as ``NUM_DETECTION_KEYPOINTS`` describes. The box covers the face
+    (as in MediaPipe); the body is located by the keypoints, see ``detection_to_roi``."""
 
     box: np.ndarray
     score: float

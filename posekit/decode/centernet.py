@@ -13,11 +13,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from posekit.decode.detection import nms
-
 CENTERNET_INPUT_SIZE = 512
 DETECTIONS_OUTPUT = "tower_0/detections:0"
-PERSON_CLASS = 0
+
 
 
 def decode_centernet(outputs: Mapping[str, np.ndarray] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -31,21 +29,3 @@ def decode_centernet(outputs: Mapping[str, np.ndarray] | np.ndarray) -> tuple[np
     order = np.argsort(-det[:, 4], kind="stable")
     det = det[order]
     return det[:, :4].copy(), det[:, 4].copy(), np.rint(det[:, 5]).astype(np.int64)
-
-
-def persons(
-    boxes: np.ndarray,
-    scores: np.ndarray,
-    classes: np.ndarray,
-    score_thr: float = 0.3,
-    iou_thr: float = 0.6,
-    max_det: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Keep class-0 (person) boxes scoring >= ``score_thr``, de-duplicated by NMS at ``iou_thr``.
-    Returns (boxes (M, 4), scores (M,)), best first, in the boxes' unit."""
-    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    scores = np.asarray(scores, dtype=np.float32).reshape(-1)
-    sel = (np.asarray(classes).reshape(-1) == PERSON_CLASS) & (scores >= score_thr)
-    boxes, scores = boxes[sel], scores[sel]
-    keep = nms(boxes, scores, iou_thr=iou_thr, max_det=max_det)
-    return boxes[keep], scores[keep]

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: COCO-80 class index of "person" (CenterNet, NanoDet).
+PERSON_CLASS = 0
+
 
 def iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     """Intersection over union of every pair: (N, 4) x (M, 4) -> (N, M). Empty boxes give 0."""
@@ -83,3 +86,21 @@ def weighted_nms(
         np.asarray(out_scores, dtype=np.float32),
         None if kps is None else np.asarray(out_kps, dtype=np.float32).reshape(-1, k, 2),
     )
+
+
+def persons(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    classes: np.ndarray,
+    score_thr: float = 0.3,
+    iou_thr: float = 0.6,
+    max_det: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keep class-0 (person) boxes of a COCO detector scoring >= ``score_thr``, de-duplicated by NMS at
+    ``iou_thr``. Returns (boxes (M, 4), scores (M,)), best first, in the boxes' unit."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+    sel = (np.asarray(classes).reshape(-1) == PERSON_CLASS) & (scores >= score_thr)
+    boxes, scores = boxes[sel], scores[sel]
+    keep = nms(boxes, scores, iou_thr=iou_thr, max_det=max_det)
+    return boxes[keep], scores[keep]

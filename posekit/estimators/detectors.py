@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from posekit.decode.centernet import CENTERNET_INPUT_SIZE, decode_centernet, persons
+from posekit.decode.centernet import CENTERNET_INPUT_SIZE, decode_centernet
+from posekit.decode.detection import persons
 from posekit.estimators.registry import register
 from posekit.hub.registry import get_spec
 from posekit.network import load_network

@@ -32,6 +32,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
+from posekit import __version__
 from posekit.errors import OfflineError, PosekitError
 from posekit.hub.cache import CHUNK, file_digest, file_problems, local_paths, mark_verified, models_dir
 from posekit.hub.registry import NPM_PACKAGE, NPM_VERSION, ModelSpec, get_spec
@@ -164,8 +165,6 @@ def _check_url(url: str) -> None:
 def _request(url: str, headers: dict[str, str] | None = None):
     """Open ``url``; raise _Transient for retryable failures, PosekitError for the rest."""
     _check_url(url)
-    from posekit import __version__
-
     req = urllib.request.Request(url, headers={"User-Agent": f"posekit/{__version__}", **(headers or {})})
     try:
         return urllib.request.urlopen(req, timeout=TIMEOUT_S)

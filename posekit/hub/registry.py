@@ -197,8 +197,8 @@ REGISTRY: dict[str, ModelSpec] = {
             },
             head_meanings={
                 **_MOVENET_HEAD_MEANINGS,
-                "box_scale": "[1,H/4,W/4,2] box (height, width) regression at each centre cell",
-                "box_offset": "[1,H/4,W/4,2] box centre (dy, dx) sub-cell offset",
+                "box_scale": "[1,H/4,W/4,2] box size regression at each centre cell (used by the graph for the box)",
+                "box_offset": "[1,H/4,W/4,2] box centre sub-cell offset at each centre cell",
             },
         ),
         ModelSpec(
@@ -359,7 +359,7 @@ REGISTRY: dict[str, ModelSpec] = {
             input_offset=0.0,
             outputs={
                 "tower_0/detections:0": "[1,100,6] top-100 (x1, y1, x2, y2, score, class) with boxes in input "
-                "pixels (0..512), class = COCO-80 index (0 = person); no NMS applied",
+                "pixels (0..512), class = COCO-80 index (0 = person); peaks from 3x3 max-pooling, no IoU NMS",
                 "tower_0/keypoints:0": "[1,128,128,80] class centre heatmaps, probabilities (sigmoid in graph)",
                 "tower_0/wh:0": "[1,128,128,4] box edge distances (left, top, right, bottom) from each cell, "
                 "in cells (stride 4)",

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from posekit.errors import PosekitError
-from posekit.pipeline.smooth import KEYPOINT_PARAMS, WORLD_PARAMS, OneEuroParams, PoseSmoother
+from posekit.pipeline.smooth import CENTRE_PARAMS, KEYPOINT_PARAMS, WORLD_PARAMS, OneEuroParams, PoseSmoother
 from posekit.pipeline.track import Tracker
 from posekit.types import Person, box_from_keypoints
 
@@ -142,7 +142,7 @@ class VideoSource:
         dropping = self.drop_frames and item is not _END
         while not self._stop.is_set():
             try:
-                self._queue.put(item, timeout=None if dropping else 0.1, block=not dropping)
+                self._queue.put(item, block=not dropping, timeout=0.1)
                 return True
             except queue.Full:
                 if dropping:
@@ -364,24 +364,31 @@ def track_video(
     max_age: int = 30,
     min_similarity: float = 0.2,
     smoothing: OneEuroParams = KEYPOINT_PARAMS,
+    smoothing_centre: OneEuroParams = CENTRE_PARAMS,
     smoothing_3d: OneEuroParams = WORLD_PARAMS,
     crop_from_previous: bool | None = None,
-    redetect_every: int = 0,
+    redetect_every: int | None = None,
     min_crop_score: float = 0.3,
     crop_expand: float = 1.4,
 ) -> Iterator[TrackedFrame]:
     """Stream a video through ``estimator``, track people and smooth their keypoints, frame by frame.
 
     ``source`` is anything VideoSource opens, or an open VideoSource (read its ``warning`` afterwards). Memory
-    stays flat: one frame is in flight plus the reader's small queue. ``crop_from_previous`` (default: when
-    ``estimator.multi_person`` is False) runs the estimator on boxes around last frame's people, expanded by
-    ``crop_expand`` and moved by their velocity, and the full-image path only on the first frame, when a track
-    scores below ``min_crop_score`` or is lost, and every ``redetect_every`` frames (0 = never forced).
+    stays flat: one frame is in flight plus the reader's small queue.
+
+    Crop-from-previous-frame (MoveNet's video strategy; default: on when ``estimator.top_down``, i.e. it accepts
+    boxes): the estimator runs on boxes around last frame's smoothed people, expanded by ``crop_expand`` and moved
+    by their velocity, so a detector or whole-image pass is skipped. The full-image path runs on the first frame,
+    when a person was lost or scored below ``min_crop_score`` (then on the same frame again), and every
+    ``redetect_every`` frames to find newcomers (default: never forced for single-person estimators, every 5
+    frames for multi-person ones; 1 = always full image).
     """
     src = source if isinstance(source, VideoSource) else VideoSource(source)
     tracker = Tracker(max_age=max_age, min_similarity=min_similarity)
-    smoother = PoseSmoother(smoothing, smoothing_3d) if smooth else None
-    crops = getattr(estimator, "multi_person", True) is False if crop_from_previous is None else crop_from_previous
+    smoother = PoseSmoother(smoothing, smoothing_centre, smoothing_3d) if smooth else None
+    crops = getattr(estimator, "top_down", True) if crop_from_previous is None else crop_from_previous
+    if redetect_every is None:
+        redetect_every = 5 if getattr(estimator, "multi_person", True) else 0
     previous: list[Person] = []
     since_full = 0
     try:
