@@ -21,9 +21,7 @@ import posekit
 from posekit.bench import machine_description
 from posekit.eval.coco import coco
 from posekit.hub.cache import write_atomic
-from posekit.hub.registry import list_specs
 
-POSE_TASKS = ("pose-single", "pose-multi", "pose-landmarks")
 COLUMNS = ("model", "protocol", "flip", "AP", "AP50", "AP75", "AR", "PCK@0.2", "ms/image", "ms/person")
 
 
@@ -39,14 +37,29 @@ def table_row(report: dict[str, Any]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def default_models() -> list[str]:
+    """Every zoo pose estimator, then every detector+pose pipeline over the single-person top-down ones."""
+    from posekit.estimators.registry import entry
+
+    names = list(posekit.models())
+    poses = [n for n in names if entry(n).kind == "pose"]
+    detectors = [n for n in names if entry(n).kind == "detector"]
+    single = [n for n in poses if (lambda e: e.top_down and not e.multi_person)(posekit.load(n))]
+    return poses + [f"{d}+{p}" for d in detectors for p in single]
+
+
 def evaluate_model(name: str, ann: Path, images: Path, flips: list[bool]) -> tuple[list[dict[str, Any]], str | None]:
-    """Reports for every protocol the model supports x flip setting, or a note on why it cannot be scored."""
+    """Reports for every protocol that tells something new x flip setting, or a note on why it cannot be scored.
+
+    gt-boxes needs a model that takes boxes; a detector+pose pipeline on ground-truth boxes is its pose model
+    alone, so pipelines are scored end-to-end only.
+    """
     estimator = posekit.load(name)
     if estimator.skeleton.to_coco is None:
         return [], f"{name}: {estimator.skeleton.name} keypoints have no COCO-17 mapping; not scored on COCO"
-    protocols = ["gt", "detector"] if getattr(estimator, "top_down", True) else ["detector"]
+    gt = getattr(estimator, "top_down", True) and "+" not in name
     reports = []
-    for boxes in protocols:
+    for boxes in ["gt", "detector"] if gt else ["detector"]:
         for flip in flips:
             report = coco(estimator, ann, images, boxes=boxes, flip=flip)
             report["model"] = name
@@ -59,13 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ann", type=Path, required=True, help="COCO person_keypoints_*.json")
     parser.add_argument("--images", type=Path, required=True, help="folder with its images")
-    parser.add_argument("--models", nargs="*", help="zoo names (default: every pose model in the zoo)")
+    parser.add_argument("--models", nargs="*", help="model or detector+pose names (default: every zoo pose model "
+                        "and every detector+pose pipeline)")
     parser.add_argument("--flip", choices=("off", "on", "both"), default="both", help="flip test setting(s)")
     parser.add_argument("--out", type=Path, help="write the markdown table here (default: stdout)")
     parser.add_argument("--json", type=Path, help="also write every full report as JSON")
     args = parser.parse_args(argv)
 
-    names = args.models or [s.name for s in list_specs() if s.task in POSE_TASKS]
+    names = args.models or default_models()
     flips = {"off": [False], "on": [True], "both": [False, True]}[args.flip]
     reports, notes = [], []
     try:

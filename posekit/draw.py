@@ -42,12 +42,14 @@ def _joint_color(name: str) -> tuple[int, int, int]:
 
 
 def draw(
-    image_rgb: np.ndarray, people: list[Person], threshold: float = 0.3, copy: bool = True, boxes: bool = True
+    image_rgb: np.ndarray, people: list[Person], threshold: float = 0.3, copy: bool = True, boxes: bool = True,
+    min_joints: int = 2,
 ) -> np.ndarray:
     """Draw ``people`` on an RGB uint8 image (H, W, 3); returns the drawn image (the input itself if not ``copy``).
 
-    Joints scoring below ``threshold`` and limbs touching them are not drawn. Boxes (when ``boxes``) and track
-    ids are drawn when present. Line width and joint size scale with the image size.
+    Joints scoring below ``threshold`` and limbs touching them are not drawn; a person with fewer than
+    ``min_joints`` joints above it is not drawn at all (no box either). Boxes (when ``boxes``) and track ids are
+    drawn when present. Line width and joint size scale with the image size.
     """
     image = np.array(image_rgb, copy=True) if copy else image_rgb
     scale = max(image.shape[:2]) / 640
@@ -56,6 +58,8 @@ def draw(
         sk = person.skeleton
         kp = np.asarray(person.keypoints, dtype=np.float64)
         visible = kp[:, 2] >= threshold
+        if visible.sum() < min(min_joints, len(kp)):
+            continue
         pts = np.round(kp[:, :2]).astype(np.int64)
         for (a, b), color in zip(sk.edges, limb_colors(sk)):
             if visible[a] and visible[b]:

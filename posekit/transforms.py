@@ -24,6 +24,11 @@ def compose_affine(a: Affine, b: Affine) -> Affine:
     return (_as3x3(a) @ _as3x3(b))[:2]
 
 
+def whole_image(image: np.ndarray) -> np.ndarray:
+    """(4,) x1, y1, x2, y2 box of the whole image, in pixels (``crop_box`` of it with margin 1 = letterbox)."""
+    return np.array([0.0, 0.0, image.shape[1], image.shape[0]])
+
+
 def invert_affine(m: Affine) -> Affine:
     """Inverse of a (2, 3) affine map."""
     return np.linalg.inv(_as3x3(m))[:2]

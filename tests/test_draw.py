@@ -58,3 +58,13 @@ def test_line_thickness_scales_with_image_size():
     big_person.keypoints[:, :2] *= 8
     big = draw(np.zeros((1600, 1600, 3), np.uint8), [big_person], boxes=False)
     assert big[800, 470:490].any(axis=-1).sum() > 2 * small[100, 55:65].any(axis=-1).sum()
+
+
+def test_person_with_too_few_visible_joints_is_not_drawn():
+    kp = np.zeros((17, 3), np.float32)
+    kp[:, :2] = [50, 50]
+    kp[0] = (100, 100, 0.9)  # one visible joint only
+    person = Person(kp, box=np.array([10, 10, 190, 190]), track_id=3)
+    image = np.zeros((200, 200, 3), np.uint8)
+    assert not draw(image, [person], threshold=0.3).any()
+    assert draw(image, [person], threshold=0.3, min_joints=1).any()

@@ -225,12 +225,16 @@ def test_flip_helpers_mirror_and_swap_left_right():
             mirrored = image[0, -1, 1] == 255
             kp = np.tile([W - 12.0 if mirrored else 10.0, 50.0, 0.5], (17, 1))
             kp[:, 2] = 0.25 if mirrored else 0.75  # the mirrored answer (x 12) weighs a third of the other (x 10)
+            if mirrored:
+                kp[1, 0] = W - 90.0  # left_eye here is right_eye once un-mirrored; far from x 10: the surer one wins
             box = [W - 20.0, 0.0, W, 100.0] if mirrored else [0.0, 0.0, 20.0, 100.0]
             return [Person(kp, box=box, score=kp[0, 2])]
 
     fused = FlipTest(Twice())(_image(1))
     assert len(fused) == 1
-    assert fused[0].keypoints[0].tolist() == pytest.approx([10.5, 50.0, 0.5])
+    assert fused[0].keypoints[0].tolist() == pytest.approx([10.5, 50.0, 0.5])  # close: score-weighted mean
+    assert fused[0].keypoints[2].tolist() == pytest.approx([10.0, 50.0, 0.5])
+    assert fused[0].keypoints[1].tolist() == pytest.approx([10.5, 50.0, 0.5])
 
 
 def test_blazepose_maps_to_coco_mpii_and_bottom_up_gt_boxes_are_refused(two_people):
@@ -302,15 +306,66 @@ def test_results_for_unknown_images_and_orphan_annotations(two_people, tmp_path)
 
 def test_cli_prints_labelled_table_and_writes_results(two_people, tmp_path, monkeypatch, capsys):
     ann, images = two_people
-    monkeypatch.setattr(posekit, "load", lambda name, **kw: Fake(ann), raising=False)
+    options = {}
+
+    def load(name, **kw):
+        options.update(kw)
+        return Fake(ann)
+
+    monkeypatch.setattr(posekit, "load", load)
     out = tmp_path / "r.json"
-    assert main(["eval", "--model", "fake", "--ann", str(ann), "--images", str(images), "--flip",
-                 "--out", str(out)]) == 0
+    assert main(["eval", "--model", "fake", "--ann", str(ann), "--images", str(images), "--flip", "--margin", "1.5",
+                 "-o", "threshold=0", "-o", "mode=fast", "--out", str(out)]) == 0
+    assert options == {"margin": 1.5, "threshold": 0, "mode": "fast"}
     text = capsys.readouterr().out
-    assert "gt-boxes" in text and "flip on" in text and "AP50" in text and "PCK@0.2" in text
+    assert "gt-boxes" in text and "flip on" in text and "margin 1.5" in text and "AP50" in text and "PCK@0.2" in text
     assert json.loads(out.read_text())
     assert main(["eval", "--results", str(out), "--ann", str(ann), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["AP"] == pytest.approx(1.0)
     assert main(["eval", "--model", "fake", "--ann", str(tmp_path / "missing.json"), "--images", str(images)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--ann" in err[0]
+
+
+def test_cli_option_mistakes_are_one_line_errors(two_people, monkeypatch, capsys):
+    ann, images = two_people
+
+    def load(name, **kw):
+        raise TypeError("__init__() got an unexpected keyword argument 'size'")
+
+    monkeypatch.setattr(posekit, "load", load)
+    base = ["eval", "--model", "fake", "--ann", str(ann), "--images", str(images)]
+    for extra, message in ((["--input-size", "300"], "does not take the option(s) size"),
+                           (["-o", "oops"], "KEY=VALUE"), (["--results", str(ann)], "exactly one of")):
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0]
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_real_coco_ap_printed_equals_pycocotools_on_the_results_file(coco_mini, tmp_path, capsys):
+    """movenet-lightning on ../shared's real COCO images, gt-boxes: the table's AP is pycocotools' on --out."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from posekit.hub.cache import cached_files
+    from posekit.hub.registry import get_spec
+
+    if cached_files(get_spec("movenet-lightning")) is None:
+        pytest.skip("movenet-lightning not cached: `posekit models pull movenet-lightning` enables this check")
+    ann = coco_mini / "annotations" / "person_keypoints_train2017.json"
+    out = tmp_path / "lightning.json"
+    assert main(["eval", "--model", "movenet-lightning", "--ann", str(ann), "--images", str(coco_mini / "train2017"),
+                 "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["AP", "AP50"])
+    printed = dict(zip(lines[header].split(), lines[header + 1].split()))
+    gt = COCO(str(ann))
+    evaluator = COCOeval(gt, gt.loadRes(str(out)), "keypoints")
+    evaluator.evaluate()
+    evaluator.accumulate()
+    evaluator.summarize()
+    assert printed["AP"] == f"{evaluator.stats[0]:.3f}" and printed["AR"] == f"{evaluator.stats[5]:.3f}"
+    assert score_results(ann, out)["AP"] == evaluator.stats[0]
+    assert evaluator.stats[0] > 0.25  # TF.js itself: 0.306 on this set (../shared/golden/README.md)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from posekit.pipeline.metrics import collect_tracks, id_switches
-from posekit.pipeline.track import Tracker, assign, box_iou, oks_matrix, oks_sigmas
+from posekit.pipeline.track import Tracker, assign, box_iou, expand_boxes, oks_matrix, oks_sigmas, similarity
 from posekit.skeleton import BLAZEPOSE33, COCO17, MPII16
 from posekit.types import Person
 
@@ -24,8 +24,27 @@ def _person(cx: float, cy: float, rng: np.random.Generator, noise: float = 1.5, 
 def test_box_iou_known_values():
     a = np.array([[0, 0, 2, 2], [10, 10, 11, 11]])
     b = np.array([[0, 0, 2, 2], [1, 0, 3, 2], [5, 5, 6, 6]])
-    np.testing.assert_allclose(box_iou(a, b), [[1, 1 / 3, 0], [0, 0, 0]])
-    assert box_iou(np.array([[1, 1, 1, 1]]), np.array([[1, 1, 1, 1]]))[0, 0] == 0.0  # empty boxes
+    np.testing.assert_allclose(box_iou(a[:, None], b[None]), [[1, 1 / 3, 0], [0, 0, 0]])
+    np.testing.assert_allclose(box_iou(a, b[:2]), [1, 0])  # element-wise
+    assert box_iou(np.array([1, 1, 1, 1]), np.array([1, 1, 1, 1])) == 0.0  # empty boxes
+
+
+def test_expand_boxes_grows_every_side_by_a_fraction_of_the_size():
+    np.testing.assert_allclose(expand_boxes(np.array([10, 20, 30, 60]), 0.5), [0, 0, 40, 80])
+    got = expand_boxes(np.array([[[0, 0, 10, 10]] * 2]), np.array([[0.0, 1.0]]))
+    np.testing.assert_allclose(got, [[[0, 0, 10, 10], [-10, -10, 20, 20]]])
+
+
+def test_lost_tracks_are_matched_more_tolerantly():
+    rng = np.random.default_rng(1)
+    tracker = Tracker(buffer=0.2)
+    tracker.update([_person(100, 100, rng, noise=0)])
+    track = tracker.tracks[1]
+    shifted = [_person(140, 100, rng, noise=0)]  # 40 px right of where it was, on a 50 px wide body
+    fresh = similarity([track], shifted, buffer=0.2)[0, 0]
+    track.age = 3
+    lost = similarity([track], shifted, buffer=0.2)[0, 0]
+    assert fresh < 0.2 < lost  # OKS is ~0 either way; the buffered IoU tolerates the distance
 
 
 def test_oks_matrix_known_values():

@@ -32,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--flip", action="store_true", help="flip test: also run on the mirrored image and average")
     p.add_argument("--margin", type=float, help="crop side as a multiple of the box size (model default if unset)")
     p.add_argument("--input-size", type=int, metavar="PX", help="network input size (model default if unset)")
+    p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other model option, e.g. -o threshold=0 (repeatable; see the model's docs)")
     p.add_argument("--min-score", type=float, help="end-to-end: drop people scoring below this (off if unset)")
     p.add_argument("--oks-nms", type=float, metavar="OKS",
                    help="end-to-end: drop a person whose OKS with a better one exceeds this (off if unset)")
@@ -50,11 +52,23 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.images is None:
             raise PosekitError("--model needs --images DIR, the folder holding the annotation file's images")
-        options = {k: v for k, v in (("margin", args.margin), ("input_size", args.input_size)) if v is not None}
+        options = {**dict(_option(o) for o in args.option),
+                   **{k: v for k, v in (("margin", args.margin), ("size", args.input_size)) if v is not None}}
         report = coco(args.model, args.ann, args.images, boxes=args.boxes, flip=args.flip, out=args.out,
                       min_score=args.min_score, oks_nms=args.oks_nms, progress=True, **options)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
+
+
+def _option(text: str) -> tuple[str, Any]:
+    """'KEY=VALUE' -> (key, value), the value read as JSON (numbers, true/false, null) or else kept as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise PosekitError(f"--option wants KEY=VALUE (e.g. threshold=0.1), got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def _num(v: float | None, digits: int = 3) -> str:

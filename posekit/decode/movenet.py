@@ -15,6 +15,8 @@ The graph stores its constants as float16 (``_fp16`` reproduces that rounding). 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from posekit.decode.posenet import sigmoid
@@ -30,15 +32,27 @@ def _fp16(x: np.ndarray | float) -> np.ndarray:
     return np.asarray(x, dtype=np.float32).astype(np.float16).astype(np.float32)
 
 
+@functools.cache
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """(h, w) float32 row and column indices (cached: decoding runs per frame)."""
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    gy.setflags(write=False)
+    gx.setflags(write=False)
+    return gy, gx
+
+
+@functools.cache
 def center_weight(h: int, w: int) -> np.ndarray:
     """(h, w) float32 prior favouring the frame centre: fp16(1 / (distance of cell to (h/2, w/2) + 1.8)).
 
     Equals the graph's folded constant on all Lightning cells; on Thunder 8 of 4096 cells, whose value falls on
     a float16 rounding tie, are one float16 step (6e-4 relative) lower.
     """
-    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    gy, gx = _grid(h, w)
     dist = np.sqrt((gy - np.float32(h / 2)) ** 2 + (gx - np.float32(w / 2)) ** 2)
-    return _fp16(np.float32(1.0) / (dist + np.float32(DISTANCE_BIAS)))
+    weight = _fp16(np.float32(1.0) / (dist + np.float32(DISTANCE_BIAS)))
+    weight.setflags(write=False)
+    return weight
 
 
 def decode_single_heads(
@@ -53,7 +67,7 @@ def decode_single_heads(
     centre = sigmoid(center[..., 0]) * center_weight(h, w)
     cy, cx = np.divmod(int(centre.argmax()), w)
     coarse = np.float32([cy, cx]) + regress[cy, cx].reshape(k, 2).astype(np.float32)  # (k, 2) y, x in cells
-    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    gy, gx = _grid(h, w)
     dist = np.sqrt((gy[..., None] - coarse[:, 0]) ** 2 + (gx[..., None] - coarse[:, 1]) ** 2)  # (h, w, k)
     scores = sigmoid(heatmap)
     best = (scores / (dist + _fp16(DISTANCE_BIAS))).reshape(h * w, k).argmax(axis=0)

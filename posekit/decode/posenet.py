@@ -8,6 +8,8 @@ in input-tensor pixels; map them to the image with ``transforms.apply_affine`` a
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from posekit.errors import PosekitError
@@ -102,8 +104,9 @@ def local_maxima(scores: np.ndarray, threshold: float, radius: int) -> tuple[np.
 
 def _cell(point_xy: np.ndarray, stride: int, h: int, w: int) -> tuple[int, int]:
     """Nearest output cell (iy, ix) of an input-pixel point, rounding halves up like JS Math.round."""
-    ix, iy = np.floor(np.asarray(point_xy) / stride + 0.5).astype(int)
-    return int(np.clip(iy, 0, h - 1)), int(np.clip(ix, 0, w - 1))
+    x, y = (float(v) for v in point_xy[:2])
+    ix, iy = math.floor(x / stride + 0.5), math.floor(y / stride + 0.5)
+    return min(max(iy, 0), h - 1), min(max(ix, 0), w - 1)
 
 
 def _traverse(

@@ -19,7 +19,7 @@ from posekit.estimators.base import Estimator
 from posekit.estimators.registry import register
 from posekit.network import load_network
 from posekit.skeleton import COCO17
-from posekit.transforms import Affine, apply_affine, crop_box, invert_affine, letterbox
+from posekit.transforms import Affine, apply_affine, crop_box, invert_affine, whole_image
 from posekit.types import Person, box_from_keypoints
 
 #: Raw heads the single-pose network is cut at (names from the zoo registry).
@@ -72,13 +72,14 @@ class MoveNetSingle(Estimator):
     def _keypoints(self, image_rgb: np.ndarray, box: np.ndarray | None) -> np.ndarray:
         """(17, 3) x, y image pixels, score for the whole image (box None) or the crop around ``box``."""
         with self.stage("preprocess"):
-            x, back = mn.preprocess(image_rgb, self.size, box_xyxy=box, margin=self.margin)
+            # the whole image as a box with no margin is the letterbox, warped in one step whatever the image size
+            region, margin = (whole_image(image_rgb), 1.0) if box is None else (box, self.margin)
+            x, back = mn.preprocess(image_rgb, self.size, box_xyxy=region, margin=margin)
         with self.stage("network"):
             out = self.network.run(x)
         with self.stage("decode"):
             if self.decode == "heads":
-                heads = {k: out[t][0] for k, t in self.network.spec.heads.items() if k in SINGLE_HEADS}
-                pose = mn.decode_single_heads(**heads)
+                pose = mn.decode_single_heads(**{k: out[self.network.spec.heads[k]][0] for k in SINGLE_HEADS})
             else:
                 pose = out["Identity:0"][0, 0]
             return mn.to_image(pose, back, self.size)
@@ -142,7 +143,7 @@ class MoveNetMulti(Estimator):
         if boxes is None:
             with self.stage("preprocess"):
                 input_hw = multipose_input_size(*image_rgb.shape[:2], self.size)
-                resized, m = letterbox(image_rgb, input_hw)
+                resized, m = crop_box(image_rgb, whole_image(image_rgb), input_hw, margin=1.0)  # = letterbox
             instances = self._run(resized, invert_affine(m), input_hw)
             with self.stage("decode"):
                 kept = sorted((i for i in instances if i[2] >= self.threshold), key=lambda i: -i[2])

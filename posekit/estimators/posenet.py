@@ -11,7 +11,7 @@ from posekit.estimators.base import Estimator
 from posekit.estimators.registry import register
 from posekit.network import load_network
 from posekit.skeleton import COCO17
-from posekit.transforms import apply_affine, compose_affine, crop_box, invert_affine
+from posekit.transforms import Affine, apply_affine, crop_box, invert_affine, whole_image
 from posekit.types import Person, box_from_keypoints
 
 #: Keypoints scoring above this span Person.box when no person box was given.
@@ -58,8 +58,7 @@ class PoseNet(Estimator):
 
     def predict(self, image_rgb: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
         if boxes is None:
-            with self.stage("preprocess"):
-                x, back = pn.preprocess(image_rgb, self.size)
+            x, back = self._input(image_rgb, whole_image(image_rgb), 1.0)  # the whole image, letterboxed
             out = self._run(x)
             with self.stage("decode"):
                 if self.multi_person:
@@ -77,15 +76,23 @@ class PoseNet(Estimator):
                 return people
         people = []
         for box in boxes:
-            with self.stage("preprocess"):
-                crop, m = crop_box(image_rgb, box, (self.size, self.size), margin=self.margin)
-                x, inner = pn.preprocess(crop, self.size)  # the crop is already size x size: only normalises
-                back = compose_affine(invert_affine(m), inner)
+            x, back = self._input(image_rgb, box, self.margin)
             out = self._run(x)
             with self.stage("decode"):
                 keypoints = apply_affine(pn.decode_single(out["heatmap"], out["offset"]), back)
                 people.append(Person(keypoints, box, float(keypoints[:, 2].mean())))
         return people
+
+    def _input(self, image_rgb: np.ndarray, box: np.ndarray, margin: float) -> tuple[np.ndarray, Affine]:
+        """Network input [1, size, size, 3] for the square crop ``margin`` x the box's longer side around ``box``,
+        and the affine input pixels -> image pixels."""
+        with self.stage("preprocess"):
+            crop, m = crop_box(image_rgb, box, (self.size, self.size), margin=margin)
+            spec = self.network.spec
+            x = crop[None].astype(np.float32)
+            x *= np.float32(spec.input_scale)  # in place: no float temporaries
+            x += np.float32(spec.input_offset)
+            return x, invert_affine(m)
 
     def _run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Network outputs by head name (heatmap, offset, displacement_fwd/bwd), batch axis removed."""

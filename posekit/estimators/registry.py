@@ -72,5 +72,17 @@ def load(name: str = DEFAULT_MODEL, **options) -> Estimator:
         from posekit.pipeline.topdown import TopDown
 
         detector, pose = name.split("+", 1)
-        return TopDown(entry(detector).factory(), load(pose, **options))
-    return entry(name).factory(**options)
+        return TopDown(_build(entry(detector), {}), load(pose, **options))
+    return _build(entry(name), options)
+
+
+def _build(e: EstimatorEntry, options: dict) -> Estimator:
+    """Call a factory; an option it does not take becomes one clear PosekitError."""
+    try:
+        return e.factory(**options)
+    except TypeError as exc:
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        bad = str(exc).rsplit("argument", 1)[-1].strip()
+        raise PosekitError(f"model {e.name!r} has no option {bad}; see help(posekit.load) and the model's "
+                           "class for its options") from None

@@ -329,7 +329,13 @@ def _resolve(model: str | Estimator, boxes: str, flip: bool, model_options: dict
     if isinstance(model, str):
         import posekit
 
-        estimator = posekit.load(model, **model_options)
+        try:
+            estimator = posekit.load(model, **model_options)
+        except TypeError as exc:  # an option the model's constructor does not take
+            if "unexpected keyword" not in str(exc):
+                raise
+            raise PosekitError(f"{model} does not take the option(s) {', '.join(model_options)}; drop them "
+                               f"(see `posekit models`)") from None
         name = model
     elif model_options:
         raise TypeError(f"model options {sorted(model_options)} only apply when the model is given by name")

@@ -35,11 +35,21 @@ def unmirror_person(person: Person, width: float) -> Person:
     return replace(person, keypoints=kp, box=mirror_boxes(person.box, width)[0], keypoints_3d=kp3d)
 
 
-def fuse_people(a: Person, b: Person) -> Person:
-    """Average two estimates of one person: keypoint positions weighted by keypoint score, scores averaged."""
+#: Flip-test fusion: two estimates of a keypoint closer than this fraction of the person box's longer side are
+#: averaged; farther apart, the more confident one wins (as when averaging heatmaps: near peaks merge, far ones
+#: compete).  Plain averaging of far-apart estimates lands between them and lowered PoseNet's AP on COCO.
+AGREE_RADIUS = 0.05
+
+
+def fuse_people(a: Person, b: Person, agree_radius: float = AGREE_RADIUS) -> Person:
+    """Fuse two estimates of one person: per keypoint, a score-weighted mean where they agree (within agree_radius x
+    a's longer box side), else the higher-scoring one; keypoint and person scores are averaged, boxes too."""
     wa, wb = a.keypoints[:, 2:3], b.keypoints[:, 2:3]
     total = wa + wb
     share_a = np.where(total > 0, wa / np.where(total > 0, total, 1.0), 0.5)
+    size = float(max(a.box[2] - a.box[0], a.box[3] - a.box[1]))
+    agree = np.linalg.norm(a.keypoints[:, :2] - b.keypoints[:, :2], axis=1, keepdims=True) <= agree_radius * size
+    share_a = np.where(agree, share_a, (wa >= wb).astype(np.float32))
     xy = share_a * a.keypoints[:, :2] + (1.0 - share_a) * b.keypoints[:, :2]
     kp = np.concatenate([xy, total / 2.0], axis=1)
     kp3d = a.keypoints_3d

@@ -3,8 +3,10 @@
 Each frame, every live track predicts where its person is now (last pose moved by its velocity), the
 similarity of every (track, detection) pair is scored with OKS (object keypoint similarity, COCO sigmas) averaged
 with box IoU (IoU alone for skeletons without OKS sigmas), and the Hungarian algorithm picks the best one-to-one
-assignment. Tracks unmatched for more than ``max_age`` frames are dropped; until then a returning person gets its
-old id back. New ids increase monotonically from 1.
+assignment, first for the tracks seen in the previous frame, then for the lost ones. Tracks unmatched for more
+than ``max_age`` frames are dropped; until then a returning person gets its old id back. As a track stays
+unmatched its position grows less certain, so its IoU is taken between boxes enlarged by ``buffer`` x their size
+per missed frame (buffered IoU, as in C-BIoU). New ids increase from 1.
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ import numpy as np
 from posekit.skeleton import COCO17, Skeleton
 from posekit.types import Person
 
-#: Weight of the newest displacement in the exponential average that estimates a track's velocity.
-VELOCITY_GAIN = 0.5
+#: Weight of the newest displacement in the exponential average (starting at rest) that estimates a track's
+#: velocity; low, because detections jitter by more than people move in a frame.
+VELOCITY_GAIN = 0.3
+#: Lost tracks' boxes grow by at most this many times their size on each side.
+MAX_BUFFER = 1.0
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of (N, 4) and (M, 4) x1y1x2y2 boxes -> (N, M)."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)[:, None]
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)[None]
+    """IoU of x1y1x2y2 boxes (..., 4) and (..., 4), broadcast: ``box_iou(a[:, None], b[None])`` is (N, M)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
     iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
     ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
     inter = iw * ih
@@ -32,6 +37,13 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
     union = area_a + area_b - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def expand_boxes(boxes: np.ndarray, fraction: np.ndarray | float) -> np.ndarray:
+    """Grow (..., 4) boxes by ``fraction`` (broadcast to (...)) of their width and height on every side."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    grow = (boxes[..., 2:] - boxes[..., :2]) * np.asarray(fraction, dtype=np.float64)[..., None]
+    return np.concatenate([boxes[..., :2] - grow, boxes[..., 2:] + grow], axis=-1)
 
 
 def oks_matrix(
@@ -62,12 +74,15 @@ def oks_sigmas(skeleton: Skeleton) -> tuple[np.ndarray, np.ndarray] | None:
     return None
 
 
-def similarity(tracks: list[Track], people: list[Person]) -> np.ndarray:
-    """(T, D) similarity in [0, 1] of predicted tracks and detections: mean of OKS and box IoU, IoU alone when
-    the skeleton has no OKS sigmas."""
+def similarity(tracks: list[Track], people: list[Person], buffer: float = 0.2) -> np.ndarray:
+    """(T, D) similarity in [0, 1] of predicted tracks and detections: mean of OKS and buffered box IoU (boxes
+    grown by ``buffer`` x size per frame the track has been lost, at most MAX_BUFFER), IoU alone when the
+    skeleton has no OKS sigmas."""
     pred = [t.predicted_keypoints() for t in tracks]
     boxes_t = np.stack([t.predicted_box() for t in tracks])
-    iou = box_iou(boxes_t, np.stack([p.box for p in people]))
+    grow = np.minimum(buffer * np.array([t.age for t in tracks], dtype=np.float64), MAX_BUFFER)
+    boxes_d = np.stack([p.box for p in people])
+    iou = box_iou(expand_boxes(boxes_t, grow)[:, None], expand_boxes(boxes_d[None], grow[:, None]))
     view = oks_sigmas(people[0].skeleton)
     shapes = {k.shape for k in pred} | {p.keypoints.shape for p in people}
     if view is None or len(shapes) > 1:
@@ -114,9 +129,8 @@ class Track:
         return self.box + np.tile(self._shift(), 2)
 
     def update(self, person: Person) -> None:
-        frames = self.age + 1
-        step = (_centre(person.box) - _centre(self.box)) / frames
-        self.velocity = step if self.hits == 1 else (1 - VELOCITY_GAIN) * self.velocity + VELOCITY_GAIN * step
+        step = (_centre(person.box) - _centre(self.box)) / (self.age + 1)
+        self.velocity = (1 - VELOCITY_GAIN) * self.velocity + VELOCITY_GAIN * step
         self.keypoints, self.box = person.keypoints, person.box.astype(np.float64)
         self.age, self.hits = 0, self.hits + 1
 
@@ -130,24 +144,30 @@ class Tracker:
 
     max_age: frames a track survives unmatched (a person returning within it gets the same id).
     min_similarity: least OKS/IoU similarity (0..1) for a detection to continue a track.
+    buffer: growth of a lost track's box per missed frame, as a fraction of its size (see ``similarity``).
     """
 
-    def __init__(self, max_age: int = 30, min_similarity: float = 0.2) -> None:
+    def __init__(self, max_age: int = 30, min_similarity: float = 0.2, buffer: float = 0.2) -> None:
         if max_age < 0:
             raise ValueError(f"max_age must be >= 0, got {max_age}")
-        self.max_age, self.min_similarity = max_age, min_similarity
+        self.max_age, self.min_similarity, self.buffer = max_age, min_similarity, buffer
         self.tracks: dict[int, Track] = {}
         self._next_id = 1
 
     def update(self, people: list[Person]) -> list[Person]:
         """Copies of ``people`` (same order) with ``track_id`` set; advances every track by one frame."""
         tracks = list(self.tracks.values())
-        pairs = assign(similarity(tracks, people), self.min_similarity) if tracks and people else []
         ids: list[int | None] = [None] * len(people)
-        for ti, di in pairs:
-            tracks[ti].update(people[di])
-            ids[di] = tracks[ti].track_id
-        matched = {tracks[ti].track_id for ti, _ in pairs}
+        # Tracks seen last frame choose first; lost ones (whose buffered IoU is more forgiving) take what is left.
+        for group in ([t for t in tracks if t.age == 0], [t for t in tracks if t.age > 0]):
+            free = [di for di, tid in enumerate(ids) if tid is None]
+            if not group or not free:
+                continue
+            sim = similarity(group, [people[di] for di in free], self.buffer)
+            for ti, fi in assign(sim, self.min_similarity):
+                group[ti].update(people[free[fi]])
+                ids[free[fi]] = group[ti].track_id
+        matched = set(ids)
         for track in tracks:
             if track.track_id not in matched:
                 track.age += 1

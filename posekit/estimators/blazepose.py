@@ -1,0 +1,164 @@
+"""BlazePose GHUM (lite / full / heavy): MediaPipe's two-stage pipeline, 33 keypoints with 3-D world coordinates.
+
+Stage 1, the BlazePose detector (224 x 224, SSD anchors, weighted NMS), finds people and, per person, the hip
+centre and a full-body scale point; they give a rotated square region of interest (ROI).  Stage 2 crops that ROI
+upright to 256 x 256 and runs the landmark model.  The maths lives in `posekit.decode.blazepose`; this module
+wires it to the networks.
+
+Timings: ``detect`` (the whole detector stage: letterbox, network, decode), then ``preprocess`` / ``network`` /
+``decode`` of the landmark stage.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from posekit.decode import blazepose as bp
+from posekit.decode.detection import iou
+from posekit.errors import PosekitError
+from posekit.estimators.base import Estimator
+from posekit.estimators.registry import register
+from posekit.network import load_network
+from posekit.skeleton import BLAZEPOSE33
+from posekit.transforms import compose_affine, crop_box, invert_affine
+from posekit.types import Person, box_from_keypoints
+
+#: Keypoints with visibility above this span Person.box when no person box was given.
+BOX_MIN_SCORE = 0.5
+#: With person boxes, the detector looks at a square crop of this many times the box's longer side.
+DETECTOR_CROP_MARGIN = 1.5
+#: ROI side, as a multiple of the box's longer side, when the detector finds nobody in a box's crop (the
+#: detector's own ROIs are 1.25 x the body's extent, and a COCO box spans the body).
+BOX_ROI_MARGIN = 1.25
+LANDMARK_MODELS = ("blazepose-lite", "blazepose-full", "blazepose-heavy")
+
+
+def box_roi(box: np.ndarray, margin: float = BOX_ROI_MARGIN) -> bp.Roi:
+    """Upright square ROI centred on ``box`` (x1, y1, x2, y2 pixels), side ``margin`` x its longer side."""
+    x1, y1, x2, y2 = (float(v) for v in np.asarray(box).reshape(4))
+    return bp.Roi(np.array([(x1 + x2) / 2, (y1 + y2) / 2], np.float32), margin * max(x2 - x1, y2 - y1), 0.0)
+
+
+def roi_for_box(rois: list[bp.Roi], box: np.ndarray) -> bp.Roi:
+    """The ROI of the person in ``box`` (x1, y1, x2, y2 pixels) among detector ROIs (same pixels): of those
+    centred inside the box, the one whose square overlaps the box's upright ROI most; that upright ROI
+    (`box_roi`) when none is centred inside."""
+    x1, y1, x2, y2 = (float(v) for v in np.asarray(box).reshape(4))
+    fallback = box_roi(box)
+    inside = [r for r in rois if x1 <= r.center[0] <= x2 and y1 <= r.center[1] <= y2]
+    if not inside:
+        return fallback
+    overlap = iou(np.stack([r.box for r in inside]), fallback.box)[:, 0]
+    return inside[int(np.argmax(overlap))]
+
+
+def person_score(lm: bp.BlazePoseLandmarks) -> float:
+    """Person.score: mean visibility of the 17 COCO-mapped keypoints x the pose flag (the landmark model's
+    probability that the crop holds a pose), so a doubtful crop ranks low even when its points look sure."""
+    return float(BLAZEPOSE33.map_to_coco(lm.keypoints)[:, 2].mean() * lm.pose_score)
+
+
+def to_person(lm: bp.BlazePoseLandmarks, box: np.ndarray | None = None) -> Person:
+    """Person from landmarks in image pixels; box None: the box spans the points with visibility above
+    `BOX_MIN_SCORE`.  extras: ``presence`` (33,) probability each point is inside the crop, ``pose_score``."""
+    if box is None:
+        box = box_from_keypoints(lm.keypoints, BOX_MIN_SCORE)
+    return Person(lm.keypoints, box, person_score(lm), BLAZEPOSE33, keypoints_3d=lm.world,
+                  extras={"presence": lm.presence, "pose_score": lm.pose_score})
+
+
+class BlazePose(Estimator):
+    """BlazePose with landmark model ``model`` ("blazepose-lite", "-full" or "-heavy").
+
+    Without boxes: the detector runs on the whole (letterboxed) image; each of its best ``max_people``
+    detections scoring at least ``detector_threshold`` gives an ROI, and each ROI whose pose flag is at least
+    ``pose_threshold`` gives a Person (MediaPipe's defaults: 0.5 and 0.5), in detector order.
+    With boxes ((N, 4) x1, y1, x2, y2 image pixels): exactly one Person per box, in order, with the given box:
+    the detector runs on a square crop ``crop_margin`` x the box's longer side and the ROI centred in the box
+    is kept (`roi_for_box`; an upright ROI from the box when the detector finds nobody there).
+    Keypoints: (33, 3) image pixels + visibility; keypoints_3d: (33, 3) metres, hip-centred, image axes.
+    Person.score: see `person_score`.  refine: heatmap refinement of the landmarks (as MediaPipe).
+    threads: ONNX Runtime threads.
+    """
+
+    multi_person = True
+    top_down = True
+    skeleton = BLAZEPOSE33
+
+    def __init__(self, model: str = "blazepose-full", max_people: int = 5, detector_threshold: float = 0.5,
+                 pose_threshold: float = 0.5, crop_margin: float = DETECTOR_CROP_MARGIN, refine: bool = True,
+                 threads: int | None = None) -> None:
+        super().__init__()
+        if model not in LANDMARK_MODELS:
+            raise PosekitError(f"BlazePose landmark model must be one of {', '.join(LANDMARK_MODELS)}, got {model!r}")
+        if not (isinstance(max_people, int) and max_people >= 1):
+            raise PosekitError(f"max_people must be a positive whole number (e.g. 5), got {max_people!r}")
+        for option, value in (("detector_threshold", detector_threshold), ("pose_threshold", pose_threshold)):
+            if not 0 <= value <= 1:
+                raise PosekitError(f"{option} is a probability: give a value in [0, 1] (e.g. 0.5), got {value!r}")
+        if not crop_margin >= 1:
+            raise PosekitError(f"crop_margin must be at least 1 (the box's longer side; e.g. 1.5), got {crop_margin!r}")
+        self.name = model
+        self.max_people = max_people
+        self.detector_threshold = float(detector_threshold)
+        self.pose_threshold = float(pose_threshold)
+        self.crop_margin = float(crop_margin)
+        self.refine = bool(refine)
+        self.anchors = bp.generate_anchors()
+        self.detector = load_network("blazepose-detector", threads=threads)
+        self.landmarker = load_network(model, threads=threads)
+
+    def predict(self, image_rgb: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
+        if boxes is None:
+            with self.stage("detect"):
+                rois = self._rois(image_rgb)[: self.max_people]
+            people = []
+            for roi in rois:
+                lm = self._landmarks(image_rgb, roi)
+                if lm.pose_score >= self.pose_threshold:
+                    people.append(to_person(lm))
+            return people
+        people = []
+        for box in boxes:
+            with self.stage("detect"):
+                size = bp.DETECTOR_INPUT_SIZE
+                crop, m = crop_box(image_rgb, box, (size, size), margin=self.crop_margin)
+                rois = self._rois(crop, invert_affine(m))
+                roi = roi_for_box(rois, box)
+            people.append(to_person(self._landmarks(image_rgb, roi), box))
+        return people
+
+    def _rois(self, image_rgb: np.ndarray, to_image: np.ndarray | None = None) -> list[bp.Roi]:
+        """Detector ROIs on ``image_rgb``, best first, in its pixels, or mapped by ``to_image`` (an affine from
+        ``image_rgb``'s pixels, e.g. of a crop, to the original image's)."""
+        x, back = bp.preprocess_detector(image_rgb)
+        if to_image is not None:
+            back = compose_affine(to_image, back)
+        dets = bp.decode_detections(self.detector.run(x), self.anchors, self.detector_threshold)
+        return [bp.detection_to_roi(bp.detection_to_image(d, back)) for d in dets]
+
+    def _landmarks(self, image_rgb: np.ndarray, roi: bp.Roi) -> bp.BlazePoseLandmarks:
+        """Landmarks of the person in ``roi`` (image pixels), in image pixels."""
+        with self.stage("preprocess"):
+            x, back = bp.preprocess_landmarks(image_rgb, roi)
+        with self.stage("network"):
+            out = self.landmarker.run(x)
+        with self.stage("decode"):
+            return bp.landmarks_to_image(bp.decode_landmark_outputs(out, self.refine), back)
+
+
+def _factory(model: str):
+    def make(**options) -> BlazePose:
+        return BlazePose(model, **options)
+
+    return make
+
+
+register("blazepose", "BlazePose GHUM Full (alias of blazepose-full): detector + 33 landmarks with 3-D world "
+         "coordinates, up to 5 people")(_factory("blazepose-full"))
+register("blazepose-lite", "BlazePose GHUM Lite: fastest BlazePose, 33 keypoints + 3-D, detector + landmarks "
+         "(whole image, or one person per box)")(_factory("blazepose-lite"))
+register("blazepose-full", "BlazePose GHUM Full: 33 keypoints + 3-D, detector + landmarks "
+         "(whole image, or one person per box)")(_factory("blazepose-full"))
+register("blazepose-heavy", "BlazePose GHUM Heavy: most accurate BlazePose, 33 keypoints + 3-D, detector + "
+         "landmarks (whole image, or one person per box)")(_factory("blazepose-heavy"))

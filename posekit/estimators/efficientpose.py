@@ -1,0 +1,90 @@
+"""EfficientPose II Lite: one person, 16 MPII joints, from confidence maps at input resolution (368 x 368).
+
+MPII-16 has no face points, so its people cannot be scored with COCO keypoint AP (``Person.to_coco`` raises);
+`posekit.skeleton.MPII16_TO_COCO17` maps the 12 body joints both schemas share.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from posekit.decode.heatmap import decode_heatmaps
+from posekit.errors import PosekitError
+from posekit.estimators.base import Estimator
+from posekit.estimators.registry import register
+from posekit.network import load_network
+from posekit.skeleton import MPII16
+from posekit.transforms import apply_affine, crop_box, invert_affine, letterbox
+from posekit.types import Person, box_from_keypoints
+
+NAME = "efficientpose"
+OUTPUT = "upscaled_confs/BiasAdd:0"
+#: Keypoints scoring above this span Person.box when no person box was given.
+BOX_MIN_SCORE = 0.2
+
+
+def decode_confidence_maps(maps: np.ndarray, channels: tuple[int, ...] | None) -> np.ndarray:
+    """Confidence maps (H, W, C) at input resolution -> (K, 3) x, y input pixels, score, in skeleton order.
+
+    ``channels``: skeleton keypoint k is map ``channels[k]`` (None: the maps are in skeleton order).  Each
+    joint is its map's argmax moved a quarter pixel towards the higher neighbour; pixel i is centred at
+    i + 0.5; score = the peak value clipped to [0, 1] (the maps are not activated).
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    if channels is not None:
+        maps = maps[..., list(channels)]
+    return decode_heatmaps(maps.transpose(2, 0, 1)[None], stride=1.0, refine="quarter")[0]
+
+
+class EfficientPose(Estimator):
+    """EfficientPose II Lite (EfficientNet-Lite4 backbone), single person, MPII-16 joints.
+
+    Without boxes: the whole image, letterboxed to 368 x 368, gives one Person whose box spans the joints
+    scoring above `BOX_MIN_SCORE` (all if none do).  With boxes ((N, 4) x1, y1, x2, y2 image pixels): each box
+    is cropped square, ``margin`` x its longer side around its centre, and gives one Person, in order, whose box
+    is the given box.  Person.score = mean joint score.  threads: ONNX Runtime threads.
+    """
+
+    multi_person = False
+    top_down = True
+    skeleton = MPII16
+    name = NAME
+
+    def __init__(self, margin: float = 1.25, threads: int | None = None) -> None:
+        super().__init__()
+        if not margin > 0:
+            raise PosekitError(f"margin must be a positive factor of the box size (e.g. 1.25), got {margin!r}")
+        self.margin = float(margin)
+        self.network = load_network(NAME, threads=threads)
+        self.spec = self.network.spec
+        self.size = self.spec.input_size
+
+    def predict(self, image_rgb: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
+        if boxes is None:
+            keypoints = self._keypoints(image_rgb, None)
+            return [Person(keypoints, box_from_keypoints(keypoints, BOX_MIN_SCORE), float(keypoints[:, 2].mean()),
+                           MPII16)]
+        people = []
+        for box in boxes:
+            keypoints = self._keypoints(image_rgb, box)
+            people.append(Person(keypoints, box, float(keypoints[:, 2].mean()), MPII16))
+        return people
+
+    def _keypoints(self, image_rgb: np.ndarray, box: np.ndarray | None) -> np.ndarray:
+        """(16, 3) x, y image pixels, score for the whole image (box None) or the crop around ``box``."""
+        with self.stage("preprocess"):
+            if box is None:
+                resized, m = letterbox(image_rgb, self.size)
+            else:
+                resized, m = crop_box(image_rgb, box, self.size, margin=self.margin)
+            x = resized[None].astype(np.float32) * np.float32(self.spec.input_scale) + np.float32(self.spec.input_offset)
+        with self.stage("network"):
+            maps = self.network.run(x)[OUTPUT][0]
+        with self.stage("decode"):
+            return apply_affine(decode_confidence_maps(maps, self.spec.keypoint_channels), invert_affine(m))
+
+
+@register(NAME, "EfficientPose II Lite: single-person MPII-16 joints (no face points, not COCO-scorable), "
+          "368x368 (whole image, or one crop per box)")
+def efficientpose(**options) -> EfficientPose:
+    return EfficientPose(**options)
