@@ -1,4 +1,4 @@
-"""Regenerate the README's accuracy table: every zoo pose model under both protocols, flip off/on, with speed.
+"""Regenerate the README's accuracy table: every zoo pose model and pipeline, both protocols, flip off/on, speed.
 
     python benchmarks/accuracy.py --ann ../shared/data/coco-mini-train/annotations/person_keypoints_train2017.json \
         --images ../shared/data/coco-mini-train/train2017 --out accuracy.md
@@ -42,10 +42,15 @@ def default_models() -> list[str]:
     from posekit.estimators.registry import entry
 
     names = list(posekit.models())
-    poses = [n for n in names if entry(n).kind == "pose"]
     detectors = [n for n in names if entry(n).kind == "detector"]
-    single = [n for n in poses if (lambda e: e.top_down and not e.multi_person)(posekit.load(n))]
-    return poses + [f"{d}+{p}" for d in detectors for p in single]
+    by_name: dict[str, tuple[str, Any]] = {}  # estimator.name -> (zoo name, estimator): aliases count once
+    for n in (n for n in names if entry(n).kind == "pose"):
+        est = posekit.load(n)
+        if est.name not in by_name or n == est.name:
+            by_name[est.name] = (n, est)
+    estimators = dict(sorted(by_name.values(), key=lambda item: names.index(item[0])))
+    single = [n for n, e in estimators.items() if e.top_down and not e.multi_person and e.skeleton.to_coco is not None]
+    return list(estimators) + [f"{d}+{p}" for d in detectors for p in single]
 
 
 def evaluate_model(name: str, ann: Path, images: Path, flips: list[bool]) -> tuple[list[dict[str, Any]], str | None]:

@@ -32,6 +32,20 @@ def time_call(fn: Callable[[], object], runs: int = 50, warmup: int = 5) -> Timi
     return Timing(float(np.median(samples)), float(np.percentile(samples, 90)), float(samples.mean()), runs)
 
 
+def time_stages(estimator, image_rgb: np.ndarray, runs: int = 20, warmup: int = 3) -> dict[str, float]:
+    """Median milliseconds per stage of ``estimator(image)`` (its ``timings``) plus ``total`` (wall time)."""
+    for _ in range(warmup):
+        estimator(image_rgb)
+    samples: dict[str, list[float]] = {}
+    for _ in range(runs):
+        start = time.perf_counter()
+        estimator(image_rgb)
+        samples.setdefault("total", []).append((time.perf_counter() - start) * 1000.0)
+        for stage, ms in estimator.timings.items():
+            samples.setdefault(stage, []).append(ms)
+    return {stage: float(np.median(v)) for stage, v in samples.items()}
+
+
 def sample_input(shape: tuple[int | None, ...], dtype: np.dtype, default_hw: int = 256) -> np.ndarray:
     """A random input for a network input of ``shape`` (dynamic dims: batch 1, spatial ``default_hw``)."""
     rng = np.random.default_rng(0)

@@ -151,7 +151,7 @@ def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
     from posekit.hub.fetch import model_files
 
     files = model_files(spec.name)
-    outputs = _resolve_heads(spec, heads)
+    outputs = sorted(_resolve_heads(spec, heads) or []) or None  # outputs are keyed by name: order is moot
     shape = list(input_shape if input_shape is not None else spec.input_shape)
     key = json.dumps([converter_digest(), sorted(spec.files.items()), outputs, shape], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posekit.pipeline.metrics import collect_tracks, jitter, mean_distance
+from posekit.pipeline.metrics import collect_tracks, jitter, mean_distance, video_stats
 from posekit.pipeline.smooth import (
     OneEuroFilter,
     OneEuroParams,
     PoseSmoother,
+    body_centre,
     confidence_weights,
     person_scale,
     smoothing_factor,
@@ -63,6 +64,13 @@ def test_filter_rejects_time_going_backwards():
     f(np.zeros((1, 2)), 1.0)
     with pytest.raises(ValueError, match="increasing"):
         f(np.zeros((1, 2)), 1.0)
+
+
+def test_body_centre_weights_joints():
+    xy = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 30.0]])
+    np.testing.assert_allclose(body_centre(xy, np.array([1.0, 1.0, 0.0])), [5, 0])
+    np.testing.assert_allclose(body_centre(xy, np.array([1.0, 0.0, 1.0])), [5, 15])
+    np.testing.assert_allclose(body_centre(xy, np.zeros(3)), [20 / 3, 10])
 
 
 def test_person_scale_uses_confident_joints():
@@ -180,3 +188,18 @@ def test_jitter_and_distance_ignore_low_scores():
     other[:, 0, 1] = 3.0
     assert mean_distance({1: track}, {1: other}) == pytest.approx(3.0)
     assert np.isnan(mean_distance({1: track}, {2: other}))  # no shared track id
+
+
+def test_video_stats_summarises_a_clip():
+    def person(x: float, raw_x: float, track_id: int) -> Person:
+        kp = np.array([[x, 0.0, 0.9]] * 17)
+        raw = np.array([[raw_x, 0.0, 0.9]] * 17, dtype=np.float32)
+        return Person(kp, box=np.array([0, 0, 1, 1]), track_id=track_id, extras={"raw_keypoints": raw})
+
+    frames = [[person(2 * t, 2 * t + (-1) ** t, 1)] for t in range(5)]  # raw zig-zags around a straight line
+    frames[2].append(person(50, 50, 2))
+    stats = video_stats(frames)
+    assert stats["frames"] == 5 and stats["tracks"] == 2 and stats["median_track_frames"] == 3.0
+    assert stats["jitter_raw"] == pytest.approx(4.0) and stats["jitter"] == pytest.approx(0.0)
+    assert stats["jitter_cut"] == pytest.approx(1.0)
+    assert stats["shift_px"] == pytest.approx(5 / 6)  # 1 px on 5 of the 6 person-frames

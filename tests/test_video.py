@@ -14,6 +14,7 @@ import pytest
 
 from posekit.errors import PosekitError
 from posekit.pipeline.video import (
+    VIDEO_CODECS,
     JsonlSink,
     VideoSink,
     VideoSource,
@@ -168,7 +169,7 @@ def test_video_sink_is_atomic_and_readable(tmp_path):
         assert not path.exists() and partial_path(path).exists()
     sink.close()
     assert path.exists() and not partial_path(path).exists()
-    assert sink.fourcc in ("avc1", "mp4v") and sink.warning is None
+    assert sink.fourcc == "mp4v" and sink.warning is None
     cap = cv2.VideoCapture(str(path))
     assert (cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)) == (8, 12.0)
     ok, frame = cap.read()
@@ -202,6 +203,17 @@ def test_sinks_keep_nothing_after_a_crash_and_everything_after_ctrl_c(tmp_path):
     assert (tmp_path / "stop.jsonl").read_text() == '{"frame":0}\n{"frame":1}\n{"frame":2}\n'
 
 
+def test_video_sink_falls_back_to_motion_jpeg(tmp_path, monkeypatch):
+    monkeypatch.setitem(VIDEO_CODECS, ".mp4", "XXXX")  # as if this build had no MPEG-4 encoder
+    sink = VideoSink(tmp_path / "out.mp4", 10, fourcc="YYYY")
+    sink.write(np.zeros((H, W, 3), np.uint8))
+    sink.close()
+    assert sink.path == tmp_path / "out.avi" and sink.fourcc == "MJPG"
+    assert "cannot encode out.mp4 as YYYY" in sink.warning
+    assert [p.name for p in tmp_path.iterdir()] == ["out.avi"]
+    assert cv2.VideoCapture(str(sink.path)).read()[0]
+
+
 def test_video_sink_rejects_unknown_suffix(tmp_path):
     with pytest.raises(PosekitError, match="unknown suffix"):
         VideoSink(tmp_path / "out.gif", 10)
@@ -213,7 +225,7 @@ class FakeCamera:
     def __init__(self, frames: int) -> None:
         self.frames, self.served, self.released = frames, 0, False
 
-    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+    def isOpened(self) -> bool:  # OpenCV's name
         return True
 
     def read(self):
@@ -260,7 +272,7 @@ def test_webcam_ctrl_c_stops_the_reader(tmp_path):
 
 def test_camera_that_does_not_open_raises_a_user_error():
     class Closed(FakeCamera):
-        def isOpened(self) -> bool:  # noqa: N802
+        def isOpened(self) -> bool:
             return False
 
     with pytest.raises(PosekitError, match="cannot open camera 3"):
@@ -305,15 +317,26 @@ def test_multi_person_top_down_estimators_look_for_newcomers_every_5_frames(clip
     assert [i for i, b in enumerate(est.calls) if b is None] == list(range(0, N, 5))
 
 
-def test_crop_box_is_square_moved_and_clipped():
-    person = Person(np.array([[10, 20, 0.9], [30, 60, 0.9], [500, 500, 0.0]]))
-    np.testing.assert_allclose(crop_box(person, np.array([5, 0]), 1.5, (640, 480)), [0, 10, 55, 70])
-    np.testing.assert_allclose(crop_box(person, np.zeros(2), 0.1, (640, 480)), [4, 24, 36, 56])  # >= 32 px
+def test_multi_person_estimators_go_back_to_the_full_image_when_every_crop_is_lost(clip):
+    est = DiscEstimator(low_score_frames=(2,))
+    est.multi_person = True
+    frames = list(track_video(clip, est))
+    assert [i for i, b in enumerate(est.calls) if b is None] == [0, 3, 8, 13, 18, 23, 28]
+    assert all(len(f.people) == 1 for f in frames)
+
+
+def test_crop_box_is_grown_moved_and_clipped():
+    person = Person(np.array([[10, 20, 0.9], [30, 60, 0.9], [500, 500, 0.0]]))  # confident joints span 20 x 40
+    np.testing.assert_allclose(crop_box(person, np.array([5, 0]), 1.5, (640, 480)), [9, 10, 41, 70])  # w >= 32
+    np.testing.assert_allclose(crop_box(person, np.array([-30, 0]), 2.0, (640, 480)), [0, 0, 10, 80])
 
 
 @pytest.mark.skipif(not VTEST.is_file(), reason=f"{VTEST} not found (apt-get install opencv-doc)")
-def test_reads_the_real_vtest_clip():
+def test_reads_the_real_vtest_clip_and_notices_when_it_is_cut_short(tmp_path):
     with VideoSource(VTEST) as src:
         assert (src.width, src.height, src.fps, src.frame_count) == (768, 576, 10.0, 795)
         count = sum(1 for _ in src)
     assert count == 795 and src.warning is None
+    with VideoSource(_truncate(VTEST, tmp_path / "vtest.avi", keep=0.3)) as cut:
+        count = sum(1 for _ in cut)
+    assert 0 < count < 795 and f"ended after {count} of 795 frames" in cut.warning

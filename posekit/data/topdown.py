@@ -1,8 +1,8 @@
 """Top-down samples: one person box -> (augmented) network input, its keypoints and the head's targets.
 
-A map-style dataset (``len`` / ``[i]``) that torch's DataLoader can run in worker processes; it needs no torch.
-Sample ``i`` of epoch ``e`` draws its augmentation from a generator seeded by (seed, e, i), so a run is
-reproducible whatever the number of workers, and resuming mid-run replays the same samples.
+A map-style dataset that torch's DataLoader can run in worker processes; it needs no torch.  Training items are
+keyed ``(epoch, i)``: sample ``i`` of epoch ``e`` draws its augmentation from a generator seeded by (seed, e, i),
+so a run is reproducible whatever the number of workers, and resuming mid-run replays the same samples.
 """
 
 from __future__ import annotations
@@ -41,23 +41,30 @@ class TopDownDataset:
     """
 
     def __init__(self, data: KeypointDataset, spec: InputSpec, head: dict, augment: AugmentConfig | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, cache_images: bool = False) -> None:
         self.data, self.spec, self.head, self.augment, self.seed = data, spec, head, augment, seed
-        self.epoch = 0
+        self._cache: dict[int, np.ndarray] | None = {} if cache_images else None
         self._flip_perm = data.skeleton.flip_permutation()
         self._lower = lower_body_mask(data.skeleton.keypoints)
 
     def __len__(self) -> int:
         return len(self.data.instances)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose augmentation draws are replayed."""
-        self.epoch = epoch
+    def image(self, image_id: int) -> np.ndarray:
+        """(H, W, 3) uint8 RGB as stored (annotations refer to stored pixels: no EXIF rotation), cached if asked."""
+        if self._cache is not None and image_id in self._cache:
+            return self._cache[image_id]
+        image = read_image(self.data.files[image_id], apply_exif=False)
+        if self._cache is not None:
+            self._cache[image_id] = image
+        return image
 
-    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, np.ndarray]:
+        """Item ``key`` = instance index i, or (epoch, i) for a training draw."""
+        epoch, i = key if isinstance(key, tuple) else (0, key)
         inst = self.data.instances[i]
-        image = read_image(self.data.files[inst.image_id], apply_exif=False)  # annotations refer to stored pixels
-        rng = np.random.default_rng([self.seed, self.epoch, i]) if self.augment else None
+        image = self.image(inst.image_id)
+        rng = np.random.default_rng([self.seed, epoch, i]) if self.augment else None
         crop, kps, m = topdown_sample(image, inst.box, inst.keypoints, self.spec.size_hw, self.spec.margin,
                                       self._flip_perm, self._lower, self.augment, rng)
         return {

@@ -77,7 +77,8 @@ class EfficientPose(Estimator):
                 resized, m = letterbox(image_rgb, self.size)
             else:
                 resized, m = crop_box(image_rgb, box, self.size, margin=self.margin)
-            x = resized[None].astype(np.float32) * np.float32(self.spec.input_scale) + np.float32(self.spec.input_offset)
+            x = resized[None].astype(np.float32) * np.float32(self.spec.input_scale) + np.float32(
+                self.spec.input_offset)
         with self.stage("network"):
             maps = self.network.run(x)[OUTPUT][0]
         with self.stage("decode"):

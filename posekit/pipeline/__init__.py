@@ -1,1 +1,5 @@
 """Composition: top-down (detector + single-person model), video sources, tracking, smoothing."""
+
+from posekit.pipeline.video import JsonlSink, TrackedFrame, VideoSink, VideoSource, frame_record, track_video
+
+__all__ = ["JsonlSink", "TrackedFrame", "VideoSink", "VideoSource", "frame_record", "track_video"]

@@ -105,3 +105,24 @@ def collect_tracks(frames: Iterable[Sequence[Person]], raw: bool = False) -> dic
                 out[p.track_id] = np.full((len(per_frame), *kp.shape), np.nan, dtype=np.float32)
             out[p.track_id][t] = kp
     return out
+
+
+def video_stats(frames: Sequence[Sequence[Person]], min_score: float = 0.3) -> dict[str, float]:
+    """Summary of a tracked (and smoothed) clip for ``posekit predict --stats``.
+
+    frames: the people of each consecutive frame as ``track_video`` yields them. Returns frames, tracks (distinct
+    ids), median_track_frames, jitter_raw and jitter (px/frame^2, joints scoring >= min_score), jitter_cut
+    (fraction removed by smoothing) and shift_px (mean distance of smoothed from raw joints).
+    """
+    smoothed, raw = collect_tracks(frames), collect_tracks(frames, raw=True)
+    lengths = [int(np.isfinite(t[:, 0, 0]).sum()) for t in smoothed.values()]
+    jitter_raw, jitter_smooth = jitter(raw, min_score), jitter(smoothed, min_score)
+    return {
+        "frames": len(frames),
+        "tracks": len(smoothed),
+        "median_track_frames": float(np.median(lengths)) if lengths else 0.0,
+        "jitter_raw": jitter_raw,
+        "jitter": jitter_smooth,
+        "jitter_cut": 1.0 - jitter_smooth / jitter_raw if jitter_raw > 0 else float("nan"),
+        "shift_px": mean_distance(smoothed, raw, min_score),
+    }

@@ -62,9 +62,6 @@ class OneEuroFilter:
         self._dx: np.ndarray | None = None
         self._t = 0.0
 
-    def reset(self) -> None:
-        self._x = self._dx = None
-
     def __call__(self, x: np.ndarray, t: float, weight: np.ndarray | None = None, scale: float = 1.0) -> np.ndarray:
         """Filtered (K, C) array; ``weight`` is (K,)."""
         x = np.asarray(x, dtype=np.float64)
@@ -103,7 +100,7 @@ def person_scale(keypoints: np.ndarray, min_score: float = 0.0) -> float:
     """Size of a person in pixels: the longer side of the box around keypoints scoring above min_score."""
     kp = np.asarray(keypoints)
     sel = kp[kp[:, 2] > min_score] if np.any(kp[:, 2] > min_score) else kp
-    return float(max(np.ptp(sel[:, 0]), np.ptp(sel[:, 1]), 1.0))
+    return float(max((sel[:, :2].max(axis=0) - sel[:, :2].min(axis=0)).max(), 1.0))
 
 
 @dataclass

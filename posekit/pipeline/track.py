@@ -3,10 +3,10 @@
 Each frame, every live track predicts where its person is now (last pose moved by its velocity), the
 similarity of every (track, detection) pair is scored with OKS (object keypoint similarity, COCO sigmas) averaged
 with box IoU (IoU alone for skeletons without OKS sigmas), and the Hungarian algorithm picks the best one-to-one
-assignment, first for the tracks seen in the previous frame, then for the lost ones. Tracks unmatched for more
-than ``max_age`` frames are dropped; until then a returning person gets its old id back. As a track stays
-unmatched its position grows less certain, so its IoU is taken between boxes enlarged by ``buffer`` x their size
-per missed frame (buffered IoU, as in C-BIoU). New ids increase from 1.
+assignment. Tracks unmatched for more than ``max_age`` frames are dropped; until then a returning person gets its
+old id back. A lost track's position grows less certain with every missed frame, so the tracks and detections
+left unpaired by a first, exact round are paired again with IoU taken between boxes enlarged by ``buffer`` x
+their size per missed frame (cascaded buffered IoU, as in C-BIoU). New ids increase from 1.
 """
 
 from __future__ import annotations
@@ -158,15 +158,16 @@ class Tracker:
         """Copies of ``people`` (same order) with ``track_id`` set; advances every track by one frame."""
         tracks = list(self.tracks.values())
         ids: list[int | None] = [None] * len(people)
-        # Tracks seen last frame choose first; lost ones (whose buffered IoU is more forgiving) take what is left.
-        for group in ([t for t in tracks if t.age == 0], [t for t in tracks if t.age > 0]):
-            free = [di for di, tid in enumerate(ids) if tid is None]
-            if not group or not free:
+        # Exact positions first; then what is left, with lost tracks' boxes buffered.
+        for buffer in (0.0, self.buffer):
+            free_t = [t for t in tracks if t.track_id not in ids]
+            free_d = [di for di, tid in enumerate(ids) if tid is None]
+            if not free_t or not free_d:
                 continue
-            sim = similarity(group, [people[di] for di in free], self.buffer)
+            sim = similarity(free_t, [people[di] for di in free_d], buffer)
             for ti, fi in assign(sim, self.min_similarity):
-                group[ti].update(people[free[fi]])
-                ids[free[fi]] = group[ti].track_id
+                free_t[ti].update(people[free_d[fi]])
+                ids[free_d[fi]] = free_t[ti].track_id
         matched = set(ids)
         for track in tracks:
             if track.track_id not in matched:

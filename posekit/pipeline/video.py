@@ -28,24 +28,19 @@ from posekit.types import Person, box_from_keypoints
 
 #: Frame rate assumed when a source does not report a usable one.
 DEFAULT_FPS = 30.0
-#: Encoders tried, in order, per output suffix. H.264 ("avc1") plays everywhere, browsers included, but the
-#: opencv-python wheels lack it; MPEG-4 part 2 ("mp4v") plays in VLC, ffmpeg, QuickTime and Windows players.
-VIDEO_CODECS: dict[str, tuple[str, ...]] = {
-    ".mp4": ("avc1", "mp4v"),
-    ".m4v": ("avc1", "mp4v"),
-    ".mov": ("avc1", "mp4v"),
-    ".mkv": ("avc1", "mp4v"),
-    ".avi": ("MJPG",),
-    ".webm": ("VP80",),
-}
-#: Last resort when no encoder for the requested suffix opens: Motion-JPEG AVI, built into OpenCV itself.
+#: Encoder per output suffix. MPEG-4 part 2 ("mp4v") plays in VLC, ffmpeg, QuickTime and the Windows players; H.264
+#: ("avc1", which browsers play too) is missing from the opencv-python wheels, whose attempts at hardware H.264
+#: only print errors, so it is used only when asked for (VideoSink's ``fourcc``).
+VIDEO_CODECS: dict[str, str] = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG",
+                                ".webm": "VP80"}
+#: Last resort when the encoder for the requested suffix does not open: Motion-JPEG AVI, built into OpenCV itself.
 FALLBACK_CODEC = (".avi", "MJPG")
 
 
 class Capture(Protocol):
     """The part of ``cv2.VideoCapture`` VideoSource uses (inject a fake one through ``opener``)."""
 
-    def isOpened(self) -> bool: ...  # noqa: N802 - OpenCV's name
+    def isOpened(self) -> bool: ...  # OpenCV's name
     def read(self) -> tuple[bool, np.ndarray | None]: ...
     def get(self, prop: int) -> float: ...
     def release(self) -> None: ...
@@ -249,18 +244,18 @@ class _AtomicOutput(ABC):
 class VideoSink(_AtomicOutput):
     """Writes RGB frames to a video file at ``fps``; the size comes from the first frame.
 
-    The codec follows the suffix (see VIDEO_CODECS); when none opens, the output falls back to a Motion-JPEG
-    ``.avi`` beside the requested name: ``path`` is then updated and ``warning`` says so. Nothing is created
-    when no frame is written.
+    The codec follows the suffix (see VIDEO_CODECS) unless ``fourcc`` (e.g. "avc1") is given; when it does not
+    open, the suffix's own codec is tried, then a Motion-JPEG ``.avi`` beside the requested name; ``path`` and
+    ``fourcc`` then tell what was written and ``warning`` says so. Nothing is created when no frame is written.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float) -> None:
+    def __init__(self, path: str | os.PathLike, fps: float, fourcc: str | None = None) -> None:
         self.path = Path(path)
         if self.path.suffix.lower() not in VIDEO_CODECS:
             raise PosekitError(f"cannot write video {self.path}: unknown suffix; use one of "
                                f"{', '.join(VIDEO_CODECS)}")
         self.fps = float(fps)
-        self.fourcc: str | None = None
+        self.fourcc = fourcc or VIDEO_CODECS[self.path.suffix.lower()]
         self.frames_written = 0
         self.warning: str | None = None
         self._writer: cv2.VideoWriter | None = None
@@ -268,22 +263,19 @@ class VideoSink(_AtomicOutput):
 
     def _open(self, size: tuple[int, int]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        wanted = self.path
-        fallback_suffix, fallback_code = FALLBACK_CODEC
-        candidates = [
-            (wanted, VIDEO_CODECS[wanted.suffix.lower()]),
-            (wanted.with_suffix(fallback_suffix), (fallback_code,)),
-        ]
-        for path, codecs in candidates:
+        wanted, requested = self.path, self.fourcc
+        attempts = dict.fromkeys([(wanted, requested), (wanted, VIDEO_CODECS[wanted.suffix.lower()]),
+                                  (wanted.with_suffix(FALLBACK_CODEC[0]), FALLBACK_CODEC[1])])
+        for path, code in attempts:
             tmp = partial_path(path)
-            for code in codecs:
-                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*code), self.fps, size)
-                if writer.isOpened():
-                    self._writer, self._tmp, self.path, self.fourcc, self._size = writer, tmp, path, code, size
-                    if path != wanted:
-                        self.warning = f"no encoder for {wanted.suffix} in this OpenCV build; wrote {path} instead"
-                    return
-                writer.release()
+            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*code), self.fps, size)
+            if writer.isOpened():
+                if (path, code) != (wanted, requested):
+                    self.warning = (f"this OpenCV build cannot encode {wanted.name} as {requested}; "
+                                    f"wrote {path} as {code} instead")
+                self._writer, self._tmp, self.path, self.fourcc, self._size = writer, tmp, path, code, size
+                return
+            writer.release()
             tmp.unlink(missing_ok=True)
         raise PosekitError(f"cannot write video {wanted}: this OpenCV build has no working video encoder; "
                            "reinstall opencv-python-headless")
@@ -340,14 +332,28 @@ class TrackedFrame(NamedTuple):
 
 def crop_box(person: Person, shift: np.ndarray, expand: float, image_size: tuple[int, int],
              min_score: float = 0.2) -> np.ndarray:
-    """Square (4,) x1y1x2y2 box for the next frame's crop: the box around the joints scoring above min_score,
-    moved by ``shift`` (x, y pixels), its longer side times ``expand`` (at least 32 px), clipped to the
-    (width, height) image."""
+    """(4,) x1y1x2y2 person box for the next frame, like a detector's: the box around the joints scoring above
+    min_score, moved by ``shift`` (x, y pixels), width and height times ``expand`` (at least 32 px), clipped to
+    the (width, height) image."""
     box = box_from_keypoints(person.keypoints, min_score)
     centre = (box[:2] + box[2:]) / 2 + np.asarray(shift, np.float32)
-    half = max(float(np.max(box[2:] - box[:2])) * expand, 32.0) / 2
+    half = np.maximum((box[2:] - box[:2]) * expand, 32.0) / 2
     w, h = image_size
     return np.clip(np.concatenate([centre - half, centre + half]), 0, [w, h, w, h]).astype(np.float32)
+
+
+def estimate(estimator: Estimator, image: np.ndarray, previous: list[Person], tracker: Tracker, *,
+             use_crops: bool, min_crop_score: float, crop_expand: float) -> tuple[list[Person], bool]:
+    """People in ``image`` and whether the full-image path ran (see ``track_video`` for the crop strategy)."""
+    multi = getattr(estimator, "multi_person", True)
+    if use_crops and previous and (multi or all(p.score >= min_crop_score for p in previous)):
+        size = (image.shape[1], image.shape[0])
+        boxes = np.stack([crop_box(p, tracker.tracks[p.track_id].velocity, crop_expand, size) for p in previous])
+        people = estimator(image, boxes=boxes)
+        sure = [p.score >= min_crop_score for p in people]
+        if people and (all(sure) or (multi and any(sure))):
+            return people, False
+    return estimator(image), True
 
 
 class Estimator(Protocol):
@@ -369,7 +375,7 @@ def track_video(
     crop_from_previous: bool | None = None,
     redetect_every: int | None = None,
     min_crop_score: float = 0.3,
-    crop_expand: float = 1.4,
+    crop_expand: float = 1.2,
 ) -> Iterator[TrackedFrame]:
     """Stream a video through ``estimator``, track people and smooth their keypoints, frame by frame.
 
@@ -378,10 +384,11 @@ def track_video(
 
     Crop-from-previous-frame (MoveNet's video strategy; default: on when ``estimator.top_down``, i.e. it accepts
     boxes): the estimator runs on boxes around last frame's smoothed people, expanded by ``crop_expand`` and moved
-    by their velocity, so a detector or whole-image pass is skipped. The full-image path runs on the first frame,
-    when a person was lost or scored below ``min_crop_score`` (then on the same frame again), and every
-    ``redetect_every`` frames to find newcomers (default: never forced for single-person estimators, every 5
-    frames for multi-person ones; 1 = always full image).
+    by their velocity, so a detector or whole-image pass is skipped. A person scoring below ``min_crop_score``
+    counts as lost. A single-person estimator goes back to the full image (on the same frame) when its person is
+    lost or was unsure; a multi-person one when every person is lost, and every ``redetect_every`` frames to
+    find newcomers and drop people who left (default: never forced for single-person estimators, every 5 frames
+    for multi-person ones; 1 = always the full image).
     """
     src = source if isinstance(source, VideoSource) else VideoSource(source)
     tracker = Tracker(max_age=max_age, min_similarity=min_similarity)
@@ -393,19 +400,10 @@ def track_video(
     since_full = 0
     try:
         for index, t, image in src:
-            people = None
             due = redetect_every > 0 and since_full + 1 >= redetect_every
-            if crops and previous and not due and all(p.score >= min_crop_score for p in previous):
-                size = (image.shape[1], image.shape[0])
-                boxes = np.stack([crop_box(p, tracker.tracks[p.track_id].velocity, crop_expand, size)
-                                  for p in previous])
-                people = estimator(image, boxes=boxes)
-                if not people or any(p.score < min_crop_score for p in people):
-                    people = None
-            if people is None:
-                people, since_full = estimator(image), 0
-            else:
-                since_full += 1
+            people, full = estimate(estimator, image, previous, tracker, use_crops=crops and not due,
+                                    min_crop_score=min_crop_score, crop_expand=crop_expand)
+            since_full = 0 if full else since_full + 1
             people = tracker.update(people)
             if smoother is not None:
                 smoother.retain(tracker.live_ids)

@@ -35,13 +35,16 @@ class SyntheticConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """``skeleton``: a built-in skeleton name that must match the files, or "" to take it from the files."""
+    """``skeleton``: a built-in skeleton name that must match the files, or "" to take it from the files.
+    ``workers``: loader processes (0: load in the training process); ``cache_images``: keep decoded images in
+    memory (in each worker), for small datasets."""
 
     train: SplitConfig = field(default_factory=SplitConfig)
     val: SplitConfig = field(default_factory=SplitConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     skeleton: str = ""
     workers: int = 0
+    cache_images: bool = False
     min_keypoints: int = 1
 
 

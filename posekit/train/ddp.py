@@ -66,7 +66,8 @@ def cleanup(d: Dist) -> None:
 class EpochBatches:
     """Batch sampler: epoch e's permutation of the dataset drawn from (seed, e), cut into batches of ``batch``
     (the last partial batch dropped), every ``world``-th batch going to rank ``rank``; the first ``skip``
-    batches of the epoch are left out (to resume mid-epoch)."""
+    batches of the epoch are left out (to resume mid-epoch).  Batches are lists of (epoch, index) keys, as
+    `posekit.data.topdown.TopDownDataset` takes them, so workers need no epoch state."""
 
     def __init__(self, size: int, batch: int, seed: int, d: Dist) -> None:
         self.size, self.batch, self.seed, self.d = size, batch, seed, d
@@ -81,8 +82,8 @@ class EpochBatches:
     def __len__(self) -> int:
         return self.steps_per_epoch() - self.skip
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         perm = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
         for step in range(self.skip, self.steps_per_epoch()):
             start = (step * self.d.world + self.d.rank) * self.batch
-            yield perm[start:start + self.batch].tolist()
+            yield [(self.epoch, int(i)) for i in perm[start:start + self.batch]]

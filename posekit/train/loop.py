@@ -243,13 +243,13 @@ def _train(cfg: Config, out: Path, device: torch.device, dist: ddp.Dist, resume:
         raise PosekitError(f"{len(train_set)} training people make no full batch of {t.batch} per process; "
                            "lower train.batch")
     total = per_epoch * t.epochs
-    train_data = TopDownDataset(train_set, spec, head, cfg.augment, seed=t.seed)
-    loader = DataLoader(train_data, batch_sampler=sampler, num_workers=cfg.data.workers,
-                        pin_memory=device.type == "cuda")
+    workers = {"num_workers": cfg.data.workers, "persistent_workers": cfg.data.workers > 0}
+    train_data = TopDownDataset(train_set, spec, head, cfg.augment, t.seed, cfg.data.cache_images)
+    loader = DataLoader(train_data, batch_sampler=sampler, pin_memory=device.type == "cuda", **workers)
     val_loader = None
     if val_set is not None and dist.main:
-        val_loader = DataLoader(TopDownDataset(val_set, spec, head), batch_size=t.batch,
-                                num_workers=cfg.data.workers)
+        val_loader = DataLoader(TopDownDataset(val_set, spec, head, cache_images=cfg.data.cache_images),
+                                batch_size=t.batch, **workers)
     log = RunLog(out, step) if dist.main else None
 
     def save(path: Path, with_optimizer: bool) -> None:
@@ -275,7 +275,6 @@ def _train(cfg: Config, out: Path, device: torch.device, dist: ddp.Dist, resume:
         while step < total:
             epoch, skip = divmod(step, per_epoch)
             sampler.set_epoch(epoch, skip)
-            train_data.set_epoch(epoch)
             losses = []
             for batch in loader:
                 lr = lr_at(step, total, cfg)
