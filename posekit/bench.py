@@ -46,6 +46,45 @@ def time_stages(estimator, image_rgb: np.ndarray, runs: int = 20, warmup: int = 
     return {stage: float(np.median(v)) for stage, v in samples.items()}
 
 
+def video_fps(estimator, path: str, frames: int, passes: int = 3) -> tuple[float, float]:
+    """Median end-to-end fps over ``passes`` of: (a) a per-frame loop (cv2 read, ``estimator(frame)``, draw,
+    write) and (b) `posekit.pipeline.track_video` (threaded reading, tracking, crops from the previous frame,
+    smoothing, draw, write), alternating so both see the same machine load."""
+    import contextlib
+    import itertools
+    import tempfile
+
+    import cv2
+
+    from posekit.draw import draw
+    from posekit.pipeline import VideoSink, track_video
+
+    def per_frame(out: str) -> None:
+        cap = cv2.VideoCapture(path)
+        with VideoSink(out, 10.0) as sink:
+            for _ in range(frames):
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                sink.write(draw(rgb, estimator(rgb)))
+        cap.release()
+
+    def pipelined(out: str) -> None:
+        with VideoSink(out, 10.0) as sink, contextlib.closing(track_video(path, estimator)) as stream:
+            for f in itertools.islice(stream, frames):
+                sink.write(draw(f.image, f.people))
+
+    rates: dict[str, list[float]] = {"base": [], "piped": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(passes):
+            for key, fn in (("base", per_frame), ("piped", pipelined)):
+                start = time.perf_counter()
+                fn(f"{tmp}/{key}.mp4")
+                rates[key].append(frames / (time.perf_counter() - start))
+    return float(np.median(rates["base"])), float(np.median(rates["piped"]))
+
+
 def sample_input(shape: tuple[int | None, ...], dtype: np.dtype, default_hw: int = 256) -> np.ndarray:
     """A random input for a network input of ``shape`` (dynamic dims: batch 1, spatial ``default_hw``)."""
     rng = np.random.default_rng(0)

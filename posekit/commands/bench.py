@@ -16,6 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", nargs="+", metavar="NAME",
                    help="estimators to time on --image, split into pre-processing, network, decoding")
     p.add_argument("--image", help="photo for --model (default: opencv-doc's messi5.jpg when installed)")
+    p.add_argument("--video", nargs="?", const=DEFAULT_VIDEO, metavar="FILE",
+                   help="end-to-end video fps (read, estimate, draw, write): per-frame loop vs posekit's "
+                        "pipelined tracker, same frames, same run (default file: opencv-doc's vtest.avi)")
+    p.add_argument("--frames", type=int, default=100, help="frames per --video pass (default: %(default)s)")
+    p.add_argument("--video-model", default=None, help="estimator for --video (default: posekit's video default)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="ONNX Runtime thread counts (1 2)")
     p.add_argument("--runs", type=int, default=50, help="timed runs after warm-up (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed warm-up runs (default 5)")
@@ -23,14 +28,35 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 DEFAULT_IMAGE = "/usr/share/doc/opencv-doc/examples/data/messi5.jpg"
+DEFAULT_VIDEO = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
 
 
 def run(args: argparse.Namespace) -> int:
     if args.runs < 1 or args.warmup < 0:
         raise PosekitError("--runs must be >= 1 and --warmup >= 0")
+    if args.video:
+        return run_video(args)
     if args.model:
         return run_models(args)
     return run_networks(args)
+
+
+def run_video(args: argparse.Namespace) -> int:
+    """Frames per second of a plain per-frame loop and of `track_video`, alternating passes, medians."""
+    import posekit
+    from posekit.bench import machine_description, video_fps
+
+    if not Path(args.video).is_file():
+        raise PosekitError(f"video {args.video} not found: pass a file (or apt-get install opencv-doc)")
+    model = args.video_model or posekit.DEFAULT_VIDEO_MODEL
+    passes = max(1, min(args.runs, 5))
+    base, piped = video_fps(posekit.load(model), args.video, args.frames, passes)
+    print(f"# posekit bench --video, {dt.date.today().isoformat()}, {machine_description()}")
+    print(f"# {Path(args.video).name}, {args.frames} frames, model {model}, median of {passes} alternating passes\n")
+    print("| model | per-frame loop fps | posekit track_video fps | speed-up |")
+    print("|---|---|---|---|")
+    print(f"| {model} | {base:.2f} | {piped:.2f} | {piped / base:.2f}x |")
+    return 0
 
 
 def run_models(args: argparse.Namespace) -> int:

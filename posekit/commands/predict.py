@@ -34,6 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-people", type=int, default=None, help="keep at most N people per image (best first)")
     p.add_argument("--flip", action="store_true", help="flip test: also run the mirrored image and average")
     p.add_argument("--no-draw", action="store_true", help="write JSON only, no annotated images")
+    v = p.add_argument_group("video and camera")
+    v.add_argument("--no-smooth", action="store_true", help="turn off One-Euro keypoint smoothing (on for video)")
+    v.add_argument("--max-age", type=int, default=30,
+                   help="frames a lost track is kept for re-identification (default: %(default)s)")
+    v.add_argument("--stats", action="store_true",
+                   help="print tracks, median track length, jitter before/after smoothing (px/frame^2)")
+    v.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     p.set_defaults(func=run)
 
 
@@ -88,21 +95,25 @@ def write_json(path: Path, data: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import posekit
 
-    model = args.model or posekit.DEFAULT_MODEL
+    video_mode = args.camera is not None or any(Path(s).suffix.lower() in VIDEO_SUFFIXES for s in args.sources)
+    model = args.model or (posekit.DEFAULT_VIDEO_MODEL if video_mode else posekit.DEFAULT_MODEL)
     if args.max_people is not None and args.max_people < 1:
         raise PosekitError("--max-people must be at least 1")
     if not 0.0 <= args.threshold <= 1.0:
         raise PosekitError("--threshold must be between 0 and 1")
     if args.camera is None and not args.sources:
         raise PosekitError("nothing to do: give an image, folder, glob or video (or --source 0 for a camera)")
-    videos = [s for s in args.sources if Path(s).suffix.lower() in VIDEO_SUFFIXES]
-    if args.camera is not None or videos:
+    if video_mode:
+        videos = [s for s in args.sources if Path(s).suffix.lower() in VIDEO_SUFFIXES]
         if args.json_path:
             raise PosekitError("--json is for images; videos write a JSON-lines file per video into --out")
-        images = [s for s in args.sources if s not in videos]
-        if images:
+        if len(videos) != len(args.sources):
             raise PosekitError("give either videos/cameras or images in one run, not both")
-        raise PosekitError("video input is not wired into `posekit predict` yet")
+        if args.max_frames is not None and args.max_frames < 1:
+            raise PosekitError("--max-frames must be at least 1")
+        est = posekit.load(model)
+        sources = ([args.camera] if args.camera is not None else []) + videos
+        return max(run_video(args, est, src) for src in sources)
 
     files, missing = expand_sources(args.sources)
     for m in missing:
@@ -154,3 +165,51 @@ def run(args: argparse.Namespace) -> int:
 def _progress(files: list[Path]):
     """A tqdm bar for several files (on stderr; hidden when not a terminal), the plain list for one."""
     return files if len(files) < 2 else tqdm(files, unit="img", disable=None, file=sys.stderr)
+
+
+def run_video(args: argparse.Namespace, est, source: str) -> int:
+    """Track people through one video or camera; write <out>/<name>.mp4 and <name>.jsonl. Exit code 1 when the
+    source ended early (truncated file, lost camera)."""
+    import contextlib
+    import itertools
+
+    import posekit
+    from posekit.pipeline import JsonlSink, VideoSink, VideoSource, frame_record, track_video
+    from posekit.pipeline.metrics import video_stats
+
+    src = VideoSource(source)
+    stem = Path(args.out) / (Path(source).stem if not src.is_live else f"camera{Path(str(source)).name}")
+    history: list[list] = []
+    interrupted = False
+    total = min(filter(None, (src.frame_count, args.max_frames)), default=None)
+    sinks = [] if args.no_draw else [VideoSink(stem.with_suffix(".mp4"), src.fps or 30.0)]
+    with contextlib.ExitStack() as stack:
+        for sink in sinks:
+            stack.enter_context(sink)
+        record = stack.enter_context(JsonlSink(stem.with_suffix(".jsonl")))
+        frames = stack.enter_context(contextlib.closing(
+            track_video(src, est, smooth=not args.no_smooth, max_age=args.max_age)))
+        bar = tqdm(itertools.islice(frames, args.max_frames), total=total, unit="frame", disable=None,
+                   file=sys.stderr, desc=Path(str(source)).name)
+        try:
+            for f in bar:
+                if args.max_people:
+                    f.people.sort(key=lambda p: -p.score)
+                    del f.people[args.max_people:]
+                for sink in sinks:
+                    sink.write(posekit.draw(f.image, f.people, threshold=args.threshold))
+                record.write(frame_record(f.index, f.time_s, f.people))
+                if args.stats:
+                    history.append(f.people)
+        except KeyboardInterrupt:
+            interrupted = True
+    outputs = [s.path for s in sinks] + [record.path]
+    print(f"{source}: {len(history) if args.stats else src.frames_read} frames -> "
+          + ", ".join(str(o) for o in outputs) + (" (interrupted)" if interrupted else ""))
+    for warning in [src.warning] + [s.warning for s in sinks]:
+        if warning:
+            print(f"posekit predict: warning: {warning}", file=sys.stderr)
+    if args.stats and history:
+        stats = video_stats(history)
+        print("  " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in stats.items()))
+    return 1 if src.warning or interrupted else 0

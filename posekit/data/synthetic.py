@@ -97,7 +97,7 @@ def render_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.n
     height = rng.uniform(0.55, 0.9) * size
     center = rng.uniform(0.3 * size, 0.7 * size, 2)
     pts = figure_keypoints(rng, center, height)
-    draw_figure(img, pts, thickness=int(rng.integers(2, 4)))
+    draw_figure(img, pts, thickness=int(rng.integers(3, 5)))
     inside = np.all((pts >= 0) & (pts <= size - 1), axis=1)
     kps = np.zeros((len(pts), 3), np.float32)
     kps[inside, :2] = pts[inside]

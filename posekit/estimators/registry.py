@@ -14,6 +14,8 @@ from posekit.errors import PosekitError
 from posekit.estimators.base import Estimator
 
 DEFAULT_MODEL = "movenet-thunder"
+#: Video default: a detector + pose pipeline gains most from tracking (crops from the previous frame).
+DEFAULT_VIDEO_MODEL = "centernet+movenet-lightning"
 
 
 @dataclass(frozen=True)

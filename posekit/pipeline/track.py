@@ -106,14 +106,13 @@ def assign(sim: np.ndarray, min_similarity: float) -> list[tuple[int, int]]:
 @dataclass
 class Track:
     """A tracked person: last matched pose and box (image pixels), velocity (px/frame of the box centre),
-    ``age`` = frames since the last match (0 = matched in the latest frame), ``hits`` = frames matched."""
+    ``age`` = frames since the last match (0 = matched in the latest frame)."""
 
     track_id: int
     keypoints: np.ndarray
     box: np.ndarray
     velocity: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(2))
     age: int = 0
-    hits: int = 1
 
     def _shift(self) -> np.ndarray:
         return self.velocity * (self.age + 1)
@@ -132,7 +131,7 @@ class Track:
         step = (_centre(person.box) - _centre(self.box)) / (self.age + 1)
         self.velocity = (1 - VELOCITY_GAIN) * self.velocity + VELOCITY_GAIN * step
         self.keypoints, self.box = person.keypoints, person.box.astype(np.float64)
-        self.age, self.hits = 0, self.hits + 1
+        self.age = 0
 
 
 def _centre(box: np.ndarray) -> np.ndarray:

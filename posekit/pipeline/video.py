@@ -379,8 +379,9 @@ def track_video(
 ) -> Iterator[TrackedFrame]:
     """Stream a video through ``estimator``, track people and smooth their keypoints, frame by frame.
 
-    ``source`` is anything VideoSource opens, or an open VideoSource (read its ``warning`` afterwards). Memory
-    stays flat: one frame is in flight plus the reader's small queue.
+    ``source`` is anything VideoSource opens, or a VideoSource (read its ``warning`` afterwards); it is closed
+    when the generator ends, so wrap the generator in ``contextlib.closing`` to stop early (Ctrl-C) cleanly.
+    Memory stays flat: one frame is in flight plus the reader's small queue.
 
     Crop-from-previous-frame (MoveNet's video strategy; default: on when ``estimator.top_down``, i.e. it accepts
     boxes): the estimator runs on boxes around last frame's smoothed people, expanded by ``crop_expand`` and moved
