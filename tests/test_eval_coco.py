@@ -260,10 +260,13 @@ def test_blazepose_maps_to_coco_mpii_and_bottom_up_gt_boxes_are_refused(two_peop
     with pytest.raises(PosekitError, match="no mapping to COCO-17"):
         coco(Mpii(), ann, images)
 
+    with pytest.raises(PosekitError, match="gives no keypoints"):
+        coco(lambda image, boxes=None: [], ann, images)
+
     class BottomUp(Fake):
         top_down = False
 
-    with pytest.raises(PosekitError, match="takes no person boxes"):
+    with pytest.raises(PosekitError, match="whole-image"):
         coco(BottomUp(ann), ann, images, boxes="gt")
     assert coco(BottomUp(ann), ann, images, boxes="detector")["AP"] == pytest.approx(1.0)
 

@@ -97,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
 
     video_mode = args.camera is not None or any(Path(s).suffix.lower() in VIDEO_SUFFIXES for s in args.sources)
     model = args.model or (posekit.DEFAULT_VIDEO_MODEL if video_mode else posekit.DEFAULT_MODEL)
+    from posekit.estimators.registry import check_name
+
+    check_name(model)
     if args.max_people is not None and args.max_people < 1:
         raise PosekitError("--max-people must be at least 1")
     if not 0.0 <= args.threshold <= 1.0:

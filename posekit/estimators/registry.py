@@ -68,6 +68,18 @@ def models() -> dict[str, str]:
     return {n: e.description for n, e in sorted(ESTIMATORS.items())}
 
 
+def check_name(name: str) -> None:
+    """Raise PosekitError for an unknown estimator name (``det+pose`` names: both parts) without loading it."""
+    if "+" in name:
+        detector, pose = name.split("+", 1)
+        if entry(detector).kind != "detector":
+            raise PosekitError(f"{detector!r} is not a person detector; detectors: "
+                               + ", ".join(n for n, e in sorted(ESTIMATORS.items()) if e.kind == "detector"))
+        check_name(pose)
+    else:
+        entry(name)
+
+
 def load(name: str = DEFAULT_MODEL, **options) -> Estimator:
     """Build the estimator ``name``; ``"detector+pose"`` composes a person detector with a single-person model."""
     if "+" in name:

@@ -341,12 +341,15 @@ def _resolve(model: str | Estimator, boxes: str, flip: bool, model_options: dict
         raise TypeError(f"model options {sorted(model_options)} only apply when the model is given by name")
     else:
         estimator, name = model, getattr(model, "name", type(model).__name__)
-    skeleton = estimator.skeleton
+    skeleton = getattr(estimator, "skeleton", None)
+    if skeleton is None:
+        raise PosekitError(f"{name} gives no keypoints (a person detector?), so it has no keypoint score; evaluate a "
+                           f"pose model or a detector+pose pipeline such as {name}+movenet-thunder")
     if skeleton.to_coco is None:
         raise PosekitError(f"{name} outputs {skeleton.name} keypoints, which have no mapping to COCO-17, so it cannot "
                            f"be scored with COCO keypoint AP; evaluate a model with COCO-17 or BlazePose keypoints")
     if boxes == "gt" and not getattr(estimator, "top_down", True):
-        raise PosekitError(f"{name} finds people on whole images and takes no person boxes, so it has no gt-boxes "
+        raise PosekitError(f"{name} is a whole-image (bottom-up) model, not a top-down one, so it has no gt-boxes "
                            f"score; use --boxes detector (end-to-end)")
     if flip:
         from posekit.pipeline.flip import FlipTest
