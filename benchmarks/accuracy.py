@@ -19,7 +19,7 @@ from typing import Any
 
 import posekit
 from posekit.bench import machine_description
-from posekit.eval.coco import coco
+from posekit.eval.cocoeval import coco
 from posekit.hub.cache import write_atomic
 
 COLUMNS = ("model", "protocol", "flip", "AP", "AP50", "AP75", "AR", "PCK@0.2", "ms/image", "ms/person")

@@ -12,7 +12,7 @@ import pytest
 import posekit
 from posekit.cli import main
 from posekit.errors import PosekitError
-from posekit.eval.coco import coco, load_annotations, score_results, write_results
+from posekit.eval.cocoeval import coco, load_annotations, score_results, write_results
 from posekit.pipeline.flip import FlipTest, mirror_boxes, unmirror_person
 from posekit.skeleton import BLAZEPOSE33, COCO17, MPII16
 from posekit.types import Person

@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from posekit.eval.coco import coco, score_results
+    from posekit.eval.cocoeval import coco, score_results
 
     if (args.model is None) == (args.results is None):
         raise PosekitError("give exactly one of --model NAME (run and score a model) or --results JSON (score a file)")
@@ -84,7 +84,7 @@ def _table(rows: list[list[str]], left: tuple[int, ...] = ()) -> list[str]:
 
 def format_report(report: dict[str, Any]) -> str:
     """Human-readable report: protocol, model and options, COCO keypoint table, PCK and per-joint PCK."""
-    from posekit.eval.coco import STAT_NAMES
+    from posekit.eval.cocoeval import STAT_NAMES
 
     protocol = report["protocol"]
     lines = [f"protocol  {protocol} ({PROTOCOL_HELP[protocol]})"]
