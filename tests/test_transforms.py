@@ -36,8 +36,9 @@ def test_letterbox_landscape_pad_value_and_channel_axis_kept():
     image = np.full((10, 30, 1), 50, np.uint8)
     out, m = letterbox(image, (20, 20), pad_value=7)
     assert out.shape == (20, 20, 1)
-    np.testing.assert_allclose(m, [[2 / 3, 0, 0], [0, 2 / 3, 10 * 2 / 3]])
-    assert (out[:5] == 7).all() and (out[-5:] == 7).all() and (out[8:12] == 50).all()
+    # resized to 20 x 7 (rows rounded), placed at row 6: the map is exact for the pixels actually produced
+    np.testing.assert_allclose(m, [[2 / 3, 0, 0], [0, 0.7, 6]])
+    assert (out[:6] == 7).all() and (out[-7:] == 7).all() and (out[6:13] == 50).all()
 
 
 def test_letterbox_map_follows_image_content():

@@ -72,17 +72,18 @@ def run_models(args: argparse.Namespace) -> int:
     print(f"# posekit bench --model, {dt.date.today().isoformat()}, {machine_description()}")
     print(f"# {Path(image_path).name} {image.shape[1]}x{image.shape[0]}; median ms over {args.runs} runs, "
           f"{posekit.network.default_threads()} threads\n")
-    print("| model | people | pre-processing | network | decoding | other | total | (pre+dec)/network |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | people | person detector | pre-processing | network | decoding | other | total "
+          "| (pre+dec)/network |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in args.model:
         est = posekit.load(name)
         found = len(est(image))
         t = time_stages(est, image, runs=args.runs, warmup=args.warmup)
-        pre, net, dec = t.get("preprocess", 0.0), t.get("network", 0.0), t.get("decode", 0.0)
-        other = max(t["total"] - pre - net - dec, 0.0)
+        det, pre, net, dec = (t.get(k, 0.0) for k in ("detect", "preprocess", "network", "decode"))
+        other = max(t["total"] - det - pre - net - dec, 0.0)
         ratio = f"{(pre + dec) / net:.1%}" if net else "-"
-        print(f"| {name} | {found} | {pre:.1f} | {net:.1f} | {dec:.1f} | {other:.1f} | {t['total']:.1f} | {ratio} |",
-              flush=True)
+        print(f"| {name} | {found} | {det:.1f} | {pre:.1f} | {net:.1f} | {dec:.1f} | {other:.1f} | {t['total']:.1f} "
+              f"| {ratio} |", flush=True)
     return 0
 
 

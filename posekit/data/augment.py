@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from posekit.transforms import Affine, apply_affine, crop_box
+from posekit.transforms import Affine, apply_affine, compose_affine, crop_box
 
 # A keypoint whose name contains one of these belongs to the lower body (for half-body boxes).
 LOWER_BODY_WORDS = ("hip", "knee", "ankle", "heel", "foot", "toe", "leg", "pelvis")
@@ -62,11 +62,6 @@ def flip_affine(width: int) -> Affine:
     return np.array([[-1.0, 0.0, float(width)], [0.0, 1.0, 0.0]])
 
 
-def compose(a: Affine, b: Affine) -> Affine:
-    """The affine ``a`` after ``b`` (apply b first)."""
-    return (np.vstack([a, [0, 0, 1]]) @ np.vstack([b, [0, 0, 1]]))[:2]
-
-
 def jitter_colors(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Random brightness, contrast and saturation (factors in [1 - strength, 1 + strength]) of an RGB uint8 image."""
     img = image.astype(np.float32)
@@ -111,7 +106,7 @@ def topdown_sample(
     kps = apply_affine(np.asarray(keypoints, dtype=np.float32), m)
     if flip:
         crop = np.ascontiguousarray(crop[:, ::-1])
-        m = compose(flip_affine(size_hw[1]), m)
+        m = compose_affine(flip_affine(size_hw[1]), m)
         kps = apply_affine(kps, flip_affine(size_hw[1]))[flip_perm]
     inside = (kps[:, 0] >= 0) & (kps[:, 0] < size_hw[1]) & (kps[:, 1] >= 0) & (kps[:, 1] < size_hw[0])
     kps[~inside, 2] = 0

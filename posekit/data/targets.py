@@ -21,10 +21,11 @@ def from_grid(g: np.ndarray, stride: float) -> np.ndarray:
 
 
 def regression_targets(keypoints: np.ndarray, size_hw: tuple[int, int]) -> dict[str, np.ndarray]:
-    """coords (K, 2) x / W, y / H; coord_weight (K,) 1 for labelled keypoints; visible (K,) 1 where v == 2."""
+    """coords (K, 2) 2x / W - 1, 2y / H - 1 (-1..1 across the input, 0 at its centre); coord_weight (K,) 1 for
+    labelled keypoints; visible (K,) 1 where v == 2."""
     h, w = size_hw
     kps = np.asarray(keypoints, dtype=np.float32)
-    coords = kps[:, :2] / np.array([w, h], np.float32)
+    coords = kps[:, :2] / np.array([w, h], np.float32) * 2 - 1
     labelled = kps[:, 2] > 0
     return {
         "coords": np.where(labelled[:, None], coords, 0.0).astype(np.float32),
@@ -79,12 +80,12 @@ def encode_targets(head: dict, keypoints: np.ndarray, size_hw: tuple[int, int]) 
     """Targets of one sample for the head described by ``head`` (as `posekit.decode.heatmap.decode_outputs`
     reads it); keypoints (K, 3) in input pixels of a ``size_hw`` input."""
     kind = head["type"]
+    if kind not in ("regression", "simplebaseline", "grmi"):
+        raise ValueError(f"unknown head type {kind!r}")
     if kind == "regression":
         return regression_targets(keypoints, size_hw)
     stride = head["stride"]
     map_hw = (int(round(size_hw[0] / stride)), int(round(size_hw[1] / stride)))
     if kind == "simplebaseline":
         return gaussian_targets(keypoints, map_hw, stride, head["sigma"])
-    if kind == "grmi":
-        return disk_offset_targets(keypoints, map_hw, stride, head["radius"])
-    raise ValueError(f"unknown head type {kind!r}")
+    return disk_offset_targets(keypoints, map_hw, stride, head["radius"])

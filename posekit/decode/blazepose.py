@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from posekit.decode import sigmoid
 from posekit.decode.detection import weighted_nms
 from posekit.io import as_rgb
 from posekit.skeleton import BLAZEPOSE33
@@ -49,11 +50,6 @@ AUX_SLICE = slice(33, 35)
 #: Heatmap refinement (MediaPipe RefineLandmarksFromHeatmapCalculator): window and minimum peak.
 REFINE_KERNEL = 7
 REFINE_MIN_CONFIDENCE = 0.5
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function, float64."""
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
 
 
 @dataclass

@@ -16,12 +16,7 @@ import cv2
 import numpy as np
 
 from posekit.data.targets import from_grid
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function, overflow-free."""
-    x = np.asarray(x, dtype=np.float32)
-    return np.exp(-np.logaddexp(0.0, -x)).astype(np.float32)
+from posekit.decode import sigmoid
 
 
 def argmax_2d(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +47,8 @@ def quarter_offset(maps: np.ndarray, xy: np.ndarray) -> np.ndarray:
 def dark_refine(maps: np.ndarray, xy: np.ndarray, sigma: float) -> np.ndarray:
     """DARK sub-cell refinement: smooth each map with the training Gaussian (``sigma`` cells), take its log and move
     the integer peak ``xy`` (..., 2) by one Newton step, -H^-1 grad (a Gaussian's log is quadratic, so this recovers
-    the exact centre of a clean Gaussian).  Peaks on the border or without a proper maximum stay put.
+    the exact centre of a clean Gaussian).  Peaks on the border or without a proper maximum stay put; within about
+    3 sigma of the border the smoothing sees the zero outside the map and pulls the estimate inwards (as in DARK).
     Returns float (..., 2)."""
     maps = np.asarray(maps, dtype=np.float32)
     h, w = maps.shape[-2:]
@@ -135,9 +131,10 @@ def decode_grmi(logits: np.ndarray, offsets: np.ndarray, stride: float, radius: 
 
 
 def decode_regression(coords: np.ndarray, visibility: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """Regression decoding: coords (N, K, 2) as x / W, y / H and visibility logits (N, K) -> (N, K, 3)."""
+    """Regression decoding: coords (N, K, 2) as 2x / W - 1, 2y / H - 1 (-1..1 across the input) and visibility
+    logits (N, K) -> (N, K, 3)."""
     h, w = size_hw
-    xy = np.asarray(coords, np.float32) * np.array([w, h], np.float32)
+    xy = (np.asarray(coords, np.float32) + 1) / 2 * np.array([w, h], np.float32)
     return np.concatenate([xy, sigmoid(visibility)[..., None]], axis=-1)
 
 

@@ -19,7 +19,7 @@ import functools
 
 import numpy as np
 
-from posekit.decode.posenet import sigmoid
+from posekit.decode import sigmoid
 from posekit.io import as_rgb
 from posekit.transforms import Affine, apply_affine, crop_box, invert_affine, letterbox
 

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from posekit.decode import sigmoid
 from posekit.errors import PosekitError
 from posekit.io import as_rgb
 from posekit.skeleton import COCO17_NAMES
@@ -31,11 +32,6 @@ TREE_EDGES: tuple[tuple[int, int], ...] = tuple(
         ("right_shoulder", "right_hip"), ("right_hip", "right_knee"), ("right_knee", "right_ankle"),
     )
 )
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function, evaluated in float64 (as TF.js's JS kernels do) and returned as float32."""
-    return (1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))).astype(np.float32)
 
 
 def input_size_ok(size: int, stride: int = OUTPUT_STRIDE) -> bool:

@@ -72,9 +72,7 @@ class MoveNetSingle(Estimator):
     def _keypoints(self, image_rgb: np.ndarray, box: np.ndarray | None) -> np.ndarray:
         """(17, 3) x, y image pixels, score for the whole image (box None) or the crop around ``box``."""
         with self.stage("preprocess"):
-            # the whole image as a box with no margin is the letterbox, warped in one step whatever the image size
-            region, margin = (whole_image(image_rgb), 1.0) if box is None else (box, self.margin)
-            x, back = mn.preprocess(image_rgb, self.size, box_xyxy=region, margin=margin)
+            x, back = mn.preprocess(image_rgb, self.size, box_xyxy=box, margin=self.margin)
         with self.stage("network"):
             out = self.network.run(x)
         with self.stage("decode"):

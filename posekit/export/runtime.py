@@ -14,7 +14,7 @@ from posekit.decode.heatmap import decode_outputs
 from posekit.errors import PosekitError
 from posekit.export.metadata import input_spec, skeleton_from_dict
 from posekit.export.onnx import METADATA_KEY
-from posekit.transforms import apply_affine, crop_box, invert_affine
+from posekit.transforms import apply_affine, crop_box, invert_affine, whole_image
 from posekit.types import Person
 
 
@@ -56,8 +56,7 @@ def estimate(session: Any, meta: dict[str, Any], image: np.ndarray, boxes: np.nd
     """One `Person` per box (N, 4) x1, y1, x2, y2 in image pixels (the whole image when None), keypoints in image
     pixels; a person's score is the mean of its keypoint scores."""
     spec = input_spec(meta)
-    h, w = image.shape[:2]
-    boxes = np.array([[0, 0, w, h]], np.float32) if boxes is None else np.asarray(boxes, np.float32).reshape(-1, 4)
+    boxes = whole_image(image)[None] if boxes is None else np.asarray(boxes, np.float32).reshape(-1, 4)
     if not len(boxes):
         return []
     crops, affines = zip(*(crop_box(image, box, spec.size_hw, spec.margin) for box in boxes))

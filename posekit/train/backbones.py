@@ -112,11 +112,12 @@ class BasicBlock(nn.Module):
 
 class ResNet(nn.Module):
     """A small ResNet: a stride-4 stem of two 3x3 convolutions, then one stage per entry of ``widths`` with
-    ``blocks`` basic blocks each (the first stage keeps the resolution, the others halve it)."""
+    ``blocks`` basic blocks each (default one; the first stage keeps the resolution, the others halve it)."""
 
     def __init__(self, in_channels: int = 3, widths: tuple[int, ...] = (32, 64, 128, 256),
-                 blocks: tuple[int, ...] = (1, 1, 1, 1), output_stride: int = 32) -> None:
+                 blocks: tuple[int, ...] = (), output_stride: int = 32) -> None:
         super().__init__()
+        blocks = blocks or (1,) * len(widths)
         if len(widths) != len(blocks):
             raise ValueError(f"resnet widths {widths} and blocks {blocks} must have the same length")
         budget = _StrideBudget(output_stride)
@@ -138,7 +139,7 @@ class ResNet(nn.Module):
 
 
 def build_backbone(name: str, coordconv: bool = False, output_stride: int = 32, width: float = 1.0,
-                   widths: tuple[int, ...] = (32, 64, 128, 256), blocks: tuple[int, ...] = (1, 1, 1, 1)) -> nn.Module:
+                   widths: tuple[int, ...] = (32, 64, 128, 256), blocks: tuple[int, ...] = ()) -> nn.Module:
     """A backbone by name ("mobilenetv2" uses ``width``; "resnet" uses ``widths`` and ``blocks``), with
     CoordConv channels in front when asked.  The result has ``out_channels`` and ``stride``."""
     cin = 5 if coordconv else 3

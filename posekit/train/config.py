@@ -25,12 +25,13 @@ class SplitConfig:
 @dataclass(frozen=True)
 class SyntheticConfig:
     """Generate stick-figure splits (`posekit.data.synthetic`) of ``train`` / ``val`` images instead of reading
-    files; they are written once under the run's output folder."""
+    files; they are written once, in a sub-folder of ``dir`` named by these settings (shared between runs)."""
 
     train: int = 0
     val: int = 0
     image_size: int = 96
     seed: int = 0
+    dir: str = "runs/synthetic-data"
 
 
 @dataclass(frozen=True)
@@ -60,13 +61,13 @@ class InputConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """``backbone``: "mobilenetv2" (``width``), "resnet" (``widths``, ``blocks``) or "zoo:NAME" (a zoo network
-    imported with its pretrained weights, cut at the tensor ``cut``, stride ``zoo_stride`` then)."""
+    """``backbone``: "mobilenetv2" (``width``), "resnet" (``widths`` per stage, ``blocks`` per stage, default one
+    each) or "zoo:NAME" (a zoo network imported with its pretrained weights, cut at the tensor ``cut``)."""
 
     backbone: str = "mobilenetv2"
     width: float = 0.5
     widths: tuple[int, ...] = (32, 64, 128, 256)
-    blocks: tuple[int, ...] = (1, 1, 1, 1)
+    blocks: tuple[int, ...] = ()
     coordconv: bool = False
     output_stride: int = 32
     cut: str = ""
@@ -189,6 +190,9 @@ def config_from_dict(values: dict[str, Any]) -> Config:
     t = cfg.train
     if t.epochs < 1 or t.batch < 1 or t.lr <= 0:
         raise PosekitError("train.epochs and train.batch must be >= 1 and train.lr > 0")
+    if cfg.model.blocks and len(cfg.model.blocks) != len(cfg.model.widths):
+        raise PosekitError(f"model.blocks {list(cfg.model.blocks)} needs one entry per stage of model.widths "
+                           f"{list(cfg.model.widths)}")
     if min(cfg.input.size) < 16:
         raise PosekitError(f"input.size must be at least 16 x 16, got {list(cfg.input.size)}")
     return cfg

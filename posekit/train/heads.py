@@ -1,7 +1,8 @@
 """Pose heads on a backbone feature map (N, C, h, w); each returns its outputs as a tuple in the order of
 `posekit.decode.heatmap.HEAD_OUTPUTS` so that torch, ONNX export and numpy decoding agree on names.
 
-* `RegressionHead`: coords (N, K, 2) as x / W, y / H of the input, visibility logits (N, K).
+* `RegressionHead`: coords (N, K, 2) as 2x / W - 1, 2y / H - 1 (-1..1 across the input), visibility logits
+  (N, K).
 * `SimpleBaselineHead` (Xiao et al., 2018): deconvolutions + 1x1 conv -> heatmaps (N, K, h', w').
 * `GRMIHead` (Papandreou et al., 2017): heatmap logits (N, K, h, w) + offsets (N, 2K, h, w) as (dx, dy) per keypoint.
 """

@@ -35,8 +35,12 @@ from posekit.train.evaluate import score, to_image
 from posekit.train.losses import grmi_loss, heatmap_loss, regression_loss
 from posekit.train.model import PoseModel, build_model
 
-#: Config sections that must agree between a checkpoint and the run resuming it.
-RESUME_MUST_MATCH = ("data", "input", "augment", "model", "head")
+#: Config sections that must agree between a checkpoint and the run resuming it, and the keys in them that may not.
+RESUME_MUST_MATCH = ("data", "input", "augment", "model", "head", "train")
+RESUME_MAY_CHANGE = {
+    "data": ("workers", "cache_images"),
+    "train": ("epochs", "device", "amp", "eval_every", "checkpoint_every", "log_every", "out"),
+}
 
 
 def lr_at(step: int, total: int, cfg: Config) -> float:
@@ -70,7 +74,7 @@ def synthetic_split(cfg: Config, split: str) -> Path:
     """Folder of a generated split (train uses the seed, val seed + 1, so they never share images)."""
     s = cfg.data.synthetic
     count, seed = (s.train, s.seed) if split == "train" else (s.val, s.seed + 1)
-    return Path(cfg.train.out) / "data" / f"synthetic-{split}-{count}-seed{seed}-{s.image_size}px"
+    return Path(s.dir) / f"stick7-{split}-{count}-seed{seed}-{s.image_size}px"
 
 
 def prepare_synthetic(cfg: Config) -> None:
@@ -175,13 +179,16 @@ class RunLog:
 
 
 def _check_resume(ckpt_config: dict[str, Any], cfg: Config, path: Path) -> None:
+    """Refuse to resume with settings that change what is trained (loader settings may change)."""
     now = cfg.to_dict()
     for section in RESUME_MUST_MATCH:
-        if json.dumps(ckpt_config[section], sort_keys=True) != json.dumps(now[section], sort_keys=True):
+        a, b = dict(ckpt_config[section]), dict(now[section])
+        for free in RESUME_MAY_CHANGE.get(section, ()):
+            a.pop(free, None)
+            b.pop(free, None)
+        if json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True):
             raise PosekitError(f"cannot resume from {path}: its '{section}' settings differ from this config; "
                                "resume with the config the run started with")
-    if ckpt_config["train"]["batch"] != cfg.train.batch or ckpt_config["train"]["seed"] != cfg.train.seed:
-        raise PosekitError(f"cannot resume from {path}: train.batch / train.seed differ from the checkpoint's")
 
 
 def train(cfg: Config, resume: str | os.PathLike | bool = False, progress: bool = True,
@@ -196,7 +203,6 @@ def train(cfg: Config, resume: str | os.PathLike | bool = False, progress: bool 
     dist = ddp.setup(device.type)
     if device.type == "cuda" and dist.active:
         device = torch.device("cuda", dist.local_rank)
-        torch.cuda.set_device(device)
     try:
         return _train(cfg, out, device, dist, resume, progress, on_step)
     finally:
@@ -235,7 +241,10 @@ def _train(cfg: Config, out: Path, device: torch.device, dist: ddp.Dist, resume:
         step, best = ckpt.info["step"], ckpt.info.get("best")
         if ckpt.info.get("scaler"):
             scaler.load_state_dict(ckpt.info["scaler"])
-    net = torch.nn.parallel.DistributedDataParallel(model) if dist.active else model
+    net = model
+    if dist.active:
+        ids = [device.index] if device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
     sampler = ddp.EpochBatches(len(train_set), t.batch, t.seed, dist)
     per_epoch = sampler.steps_per_epoch()
@@ -293,7 +302,7 @@ def _train(cfg: Config, out: Path, device: torch.device, dist: ddp.Dist, resume:
                 scaler.step(optimizer)
                 scaler.update()
                 step += 1
-                record = {"step": step, "epoch": epoch, "lr": lr,
+                record = {"step": step, "epoch": epoch + 1, "lr": lr,
                           **ddp.mean_across(dist, {"loss": loss.item(), **parts})}
                 losses.append(record["loss"])
                 if dist.main:
@@ -307,11 +316,11 @@ def _train(cfg: Config, out: Path, device: torch.device, dist: ddp.Dist, resume:
                         on_step(record)
             if dist.main:
                 done = epoch + 1
-                if (done % t.eval_every == 0 or step == total) and val_loader is not None:
-                    last_eval = evaluate(done)
+                evaluated = evaluate(done) if done % t.eval_every == 0 or step == total else None
+                last_eval = evaluated or last_eval
                 save(out / "last.safetensors", with_optimizer=True)
-                log.epoch({"epoch": done, "step": step, "loss": float(np.mean(losses)) if losses else None,
-                           "lr": lr_at(step - 1, total, cfg), **(last_eval or {}),
+                log.epoch({**(evaluated or {}), "epoch": done, "step": step,
+                           "loss": float(np.mean(losses)) if losses else None, "lr": lr_at(step - 1, total, cfg),
                            "seconds": round(time.perf_counter() - started, 3)})
             ddp.barrier(dist)
     except KeyboardInterrupt:

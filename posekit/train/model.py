@@ -43,9 +43,9 @@ def build_backbone_from_config(cfg: Config) -> nn.Module:
     """The configured backbone (a zoo network when model.backbone is "zoo:NAME")."""
     m = cfg.model
     if m.backbone.startswith("zoo:"):
-        from posekit.convert.torch_emit import zoo_backbone
+        from posekit.convert.torch_emit import ZooBackbone
 
-        return zoo_backbone(m.backbone[4:], m.cut)
+        return ZooBackbone(m.backbone[4:], m.cut, cfg.input.mean, cfg.input.std)
     return build_backbone(m.backbone, m.coordconv, m.output_stride, m.width, m.widths, m.blocks)
 
 
