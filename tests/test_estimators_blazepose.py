@@ -3,17 +3,15 @@ pipeline on real photos (COCO ground-truth boxes, whole images, a real photo pad
 
 from __future__ import annotations
 
-import json
-
 import cv2
 import numpy as np
 import pytest
+from coco_checks import gt_box_results
 
 from posekit.decode import blazepose as bp
 from posekit.errors import OfflineError, PosekitError
 from posekit.estimators import blazepose as est
 from posekit.estimators.registry import models
-from posekit.eval.metrics import oks
 from posekit.io import read_image
 from posekit.skeleton import BLAZEPOSE33, COCO17
 
@@ -78,29 +76,12 @@ def full():
 
 @pytest.mark.network
 def test_full_on_coco_ground_truth_boxes(full, coco_mini):
-    data = json.loads((coco_mini / "annotations" / "person_keypoints_train2017.json").read_text())
-    files = {i["id"]: i["file_name"] for i in data["images"]}
-    by_image: dict[int, list[dict]] = {}
-    for a in data["annotations"]:
-        if not a["iscrowd"] and a["num_keypoints"] >= 10:
-            by_image.setdefault(a["image_id"], []).append(a)
-    scores, sides_agree = [], []
-    for image_id, anns in by_image.items():
-        image = read_image(coco_mini / "train2017" / files[image_id], apply_exif=False)
-        boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)], np.float32)
-        people = full(image, boxes)
-        assert len(people) == len(anns)
-        for person, ann, box in zip(people, anns, boxes):
-            np.testing.assert_array_equal(person.box, box)
-            assert person.keypoints.shape == (33, 3) and person.keypoints_3d.shape == (33, 3)
-            gt = np.array(ann["keypoints"], np.float32).reshape(17, 3)
-            found = person.to_coco()
-            scores.append(oks(found, gt, ann["area"], np.array(COCO17.sigmas)))
-            gt_dx = gt[L_SHOULDER, 0] - gt[R_SHOULDER, 0]
-            if gt[L_SHOULDER, 2] and gt[R_SHOULDER, 2] and abs(gt_dx) > 0.1 * ann["bbox"][2]:  # not side-on
-                sides_agree.append(np.sign(found[L_SHOULDER, 0] - found[R_SHOULDER, 0]) == np.sign(gt_dx))
+    def check(person, ann, box):
+        assert person.keypoints.shape == (33, 3) and person.keypoints_3d.shape == (33, 3)
+
+    scores, sides_agree = gt_box_results(full, coco_mini, check=check)
     assert len(scores) >= 30
-    assert np.mean(np.array(scores) >= 0.5) >= 0.6  # measured 0.65 of 40
+    assert np.mean(scores >= 0.5) >= 0.6  # measured 0.65 of 40
     assert len(sides_agree) >= 30 and np.mean(sides_agree) >= 0.8  # measured 0.85; swapped sides would be ~0.15
 
 

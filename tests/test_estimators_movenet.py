@@ -3,17 +3,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from coco_checks import gt_box_results
 
 from posekit.errors import OfflineError, PosekitError
 from posekit.estimators import movenet as est
 from posekit.estimators.registry import models
-from posekit.eval.metrics import oks
 from posekit.io import read_image
 from posekit.skeleton import COCO17
 from posekit.transforms import invert_affine, letterbox
@@ -99,29 +98,12 @@ def test_heads_decoder_matches_graph_on_real_images(thunder):
 
 @pytest.mark.network
 def test_thunder_on_coco_ground_truth_boxes(thunder, coco_mini):
-    data = json.loads((coco_mini / "annotations" / "person_keypoints_train2017.json").read_text())
-    files = {i["id"]: i["file_name"] for i in data["images"]}
-    by_image: dict[int, list[dict]] = {}
-    for a in data["annotations"]:
-        if not a["iscrowd"] and a["num_keypoints"] >= 10:
-            by_image.setdefault(a["image_id"], []).append(a)
-    scores, sides_agree = [], []
-    for image_id, anns in by_image.items():
-        image = read_image(coco_mini / "train2017" / files[image_id], apply_exif=False)
-        boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)], np.float32)
-        people = thunder(image, boxes)
-        assert len(people) == len(anns)
-        for person, ann, box in zip(people, anns, boxes):
-            np.testing.assert_array_equal(person.box, box)
-            assert person.score == pytest.approx(person.keypoints[:, 2].mean())
-            gt = np.array(ann["keypoints"], np.float32).reshape(17, 3)
-            scores.append(oks(person.keypoints, gt, ann["area"], np.array(COCO17.sigmas)))
-            gt_dx = gt[L_SHOULDER, 0] - gt[R_SHOULDER, 0]
-            if gt[L_SHOULDER, 2] and gt[R_SHOULDER, 2] and abs(gt_dx) > 0.1 * ann["bbox"][2]:  # not side-on
-                dx = person.keypoints[L_SHOULDER, 0] - person.keypoints[R_SHOULDER, 0]
-                sides_agree.append(np.sign(dx) == np.sign(gt_dx))
+    def check(person, ann, box):
+        assert person.score == pytest.approx(person.keypoints[:, 2].mean())
+
+    scores, sides_agree = gt_box_results(thunder, coco_mini, check=check)
     assert len(scores) >= 20
-    assert np.mean(np.array(scores) >= 0.5) >= 0.7
+    assert np.mean(scores >= 0.5) >= 0.7
     assert len(sides_agree) >= 20 and np.mean(sides_agree) >= 0.9  # left and right not swapped
 
 
