@@ -120,6 +120,27 @@ EFFICIENTPOSE_CHANNELS = (
     "left_hip", "left_knee", "left_ankle",
 )
 
+
+def _blazepose_landmarks(variant: str, json: tuple[str, int], weights: tuple[str, int]) -> ModelSpec:
+    """The three BlazePose GHUM landmark models differ only in size and files."""
+    return ModelSpec(
+        name=f"blazepose-{variant}",
+        task="pose-landmarks",
+        description=f"BlazePose GHUM {variant.capitalize()} landmarks: 33 keypoints + 3-D world coordinates + "
+        "segmentation, 256x256 person crop",
+        **_files(f"blazepose-{variant}", json, weights),
+        input_node="input_1:0",
+        input_shape=(None, 256, 256, 3),
+        input_dtype="float32",
+        input_scale=1 / 255,
+        input_offset=0.0,
+        outputs=_BLAZEPOSE_OUT,
+        keypoints="blazepose33",
+        license=APACHE_GOOGLE + ", MediaPipe",
+        source="https://github.com/google/mediapipe/tree/master/mediapipe/modules/pose_landmark",
+    )
+
+
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
@@ -255,65 +276,20 @@ REGISTRY: dict[str, ModelSpec] = {
             source="https://github.com/google/mediapipe/tree/master/mediapipe/modules/pose_detection "
             "(input range [-1, 1] as in MediaPipe and tfjs-models pose-detection)",
         ),
-        ModelSpec(
-            name="blazepose-lite",
-            task="pose-landmarks",
-            description="BlazePose GHUM Lite landmarks: 33 keypoints + 3-D world coordinates + segmentation, "
-            "256x256 person crop",
-            **_files(
-                "blazepose-lite",
-                ("db4cbdb614e8064e8c7b01e163b5fea77eeb5d5b3ef7014c74d85bab89da1061", 144622),
-                ("168a3dfa28aba0b543377670e1af1fec65fad837d033d45472ad946b480e31a4", 2726402),
-            ),
-            input_node="input_1:0",
-            input_shape=(None, 256, 256, 3),
-            input_dtype="float32",
-            input_scale=1 / 255,
-            input_offset=0.0,
-            outputs=_BLAZEPOSE_OUT,
-            keypoints="blazepose33",
-            license=APACHE_GOOGLE + ", MediaPipe",
-            source="https://github.com/google/mediapipe/tree/master/mediapipe/modules/pose_landmark",
+        _blazepose_landmarks(
+            "lite",
+            ("db4cbdb614e8064e8c7b01e163b5fea77eeb5d5b3ef7014c74d85bab89da1061", 144622),
+            ("168a3dfa28aba0b543377670e1af1fec65fad837d033d45472ad946b480e31a4", 2726402),
         ),
-        ModelSpec(
-            name="blazepose-full",
-            task="pose-landmarks",
-            description="BlazePose GHUM Full landmarks: 33 keypoints + 3-D world coordinates + segmentation, "
-            "256x256 person crop",
-            **_files(
-                "blazepose-full",
-                ("543a8415032e47d9a57bbd7a17080cae62221acefbcd9007ad1b95e57f8c86eb", 157328),
-                ("5dd67d57f4886a2ddfdad4496217e7ce012fb8d2e8f87d475a8cc0220d89086c", 6339202),
-            ),
-            input_node="input_1:0",
-            input_shape=(None, 256, 256, 3),
-            input_dtype="float32",
-            input_scale=1 / 255,
-            input_offset=0.0,
-            outputs=_BLAZEPOSE_OUT,
-            keypoints="blazepose33",
-            license=APACHE_GOOGLE + ", MediaPipe",
-            source="https://github.com/google/mediapipe/tree/master/mediapipe/modules/pose_landmark",
+        _blazepose_landmarks(
+            "full",
+            ("543a8415032e47d9a57bbd7a17080cae62221acefbcd9007ad1b95e57f8c86eb", 157328),
+            ("5dd67d57f4886a2ddfdad4496217e7ce012fb8d2e8f87d475a8cc0220d89086c", 6339202),
         ),
-        ModelSpec(
-            name="blazepose-heavy",
-            task="pose-landmarks",
-            description="BlazePose GHUM Heavy landmarks: 33 keypoints + 3-D world coordinates + segmentation, "
-            "256x256 person crop",
-            **_files(
-                "blazepose-heavy",
-                ("b0aa28f0710b0159851250ba3db184054abce6132825a598c102aa049d336588", 321484),
-                ("a83494537a0d4229f7f09597b3cded0b90d04629d60a31f865b4ddea8de0adf8", 27502466),
-            ),
-            input_node="input_1:0",
-            input_shape=(None, 256, 256, 3),
-            input_dtype="float32",
-            input_scale=1 / 255,
-            input_offset=0.0,
-            outputs=_BLAZEPOSE_OUT,
-            keypoints="blazepose33",
-            license=APACHE_GOOGLE + ", MediaPipe",
-            source="https://github.com/google/mediapipe/tree/master/mediapipe/modules/pose_landmark",
+        _blazepose_landmarks(
+            "heavy",
+            ("b0aa28f0710b0159851250ba3db184054abce6132825a598c102aa049d336588", 321484),
+            ("a83494537a0d4229f7f09597b3cded0b90d04629d60a31f865b4ddea8de0adf8", 27502466),
         ),
         ModelSpec(
             name="efficientpose",
