@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from posekit.errors import PosekitError
 from posekit.estimators.base import Estimator
@@ -69,9 +70,18 @@ def models() -> dict[str, str]:
     return {n: e.description for n, e in sorted(ESTIMATORS.items())}
 
 
+def _is_model_file(name: str) -> bool:
+    from posekit.estimators.exported import MODEL_FILE_SUFFIXES
+
+    return name.lower().endswith(MODEL_FILE_SUFFIXES)
+
+
 def check_name(name: str) -> None:
     """Raise PosekitError for an unknown estimator name (``det+pose`` names: both parts) without loading it."""
-    if "+" in name:
+    if _is_model_file(name):
+        if not Path(name).is_file():
+            raise PosekitError(f"model file {name} not found")
+    elif "+" in name:
         detector, pose = name.split("+", 1)
         if entry(detector).kind != "detector":
             raise PosekitError(f"{detector!r} is not a person detector; detectors: "
@@ -82,7 +92,8 @@ def check_name(name: str) -> None:
 
 
 def load(name: str = DEFAULT_MODEL, detector_options: dict | None = None, **options) -> Estimator:
-    """Build the estimator ``name`` (see `models`); options go to its class (e.g. ``threads``, ``margin``).
+    """Build the estimator ``name`` (see `models`; or a ``.onnx`` / ``.safetensors`` file from ``posekit export`` /
+    ``posekit train``); options go to its class (e.g. ``threads``, ``margin``).
 
     ``"detector+pose"`` composes a person detector with a single-person model; ``detector_options`` go to the
     detector (e.g. ``{"score_threshold": 0.2}``), the other options to the pose model.
@@ -95,6 +106,11 @@ def load(name: str = DEFAULT_MODEL, detector_options: dict | None = None, **opti
         return TopDown(_build(entry(detector), detector_options or {}), load(pose, **options))
     if detector_options:
         raise PosekitError(f"detector_options are for 'detector+pose' names, and {name!r} is not one")
+    if _is_model_file(name):
+        from posekit.estimators.exported import TrainedModel
+
+        check_name(name)
+        return TrainedModel(name, **options)
     return _build(entry(name), options)
 
 
