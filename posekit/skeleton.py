@@ -57,7 +57,7 @@ def _pairs(names: tuple[str, ...], pairs: list[tuple[str, str]]) -> tuple[tuple[
     return tuple((names.index(a), names.index(b)) for a, b in pairs)
 
 
-def _lr_pairs(names: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+def lr_pairs(names: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
     """Pairs (left_x, right_x) found by name."""
     return tuple(
         (i, names.index("right_" + n[len("left_"):]))
@@ -83,7 +83,7 @@ COCO17 = Skeleton(
         ("left_hip", "left_knee"), ("left_knee", "left_ankle"),
         ("right_hip", "right_knee"), ("right_knee", "right_ankle"),
     ]),
-    flip_pairs=_lr_pairs(COCO17_NAMES),
+    flip_pairs=lr_pairs(COCO17_NAMES),
     sigmas=(0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
             0.107, 0.107, 0.087, 0.087, 0.089, 0.089),
     to_coco=tuple(range(17)),
@@ -115,7 +115,7 @@ BLAZEPOSE33 = Skeleton(
         ("right_hip", "right_knee"), ("right_knee", "right_ankle"), ("right_ankle", "right_heel"),
         ("right_heel", "right_foot_index"), ("right_ankle", "right_foot_index"),
     ]),
-    flip_pairs=_lr_pairs(BLAZEPOSE33_NAMES)
+    flip_pairs=lr_pairs(BLAZEPOSE33_NAMES)
     + _pairs(BLAZEPOSE33_NAMES, [("mouth_left", "mouth_right")]),
     to_coco=tuple(BLAZEPOSE33_NAMES.index(n) for n in COCO17_NAMES),
 )
@@ -136,7 +136,7 @@ MPII16 = Skeleton(
         ("right_wrist", "right_elbow"), ("right_elbow", "right_shoulder"), ("right_shoulder", "thorax"),
         ("left_shoulder", "thorax"), ("left_elbow", "left_shoulder"), ("left_wrist", "left_elbow"),
     ]),
-    flip_pairs=_lr_pairs(MPII16_NAMES),
+    flip_pairs=lr_pairs(MPII16_NAMES),
 )
 
 #: MPII-16 has no face points, so it maps only partly onto COCO-17: COCO index -> MPII index.

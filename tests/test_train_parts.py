@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,3 +149,10 @@ def test_epoch_batches_shard_and_skip():
     assert [len(s) for s in shards] == [2, 2]
     seen = [i for s in shards for b in s for _, i in b]
     assert len(set(seen)) == 16 and np.isin(seen, range(20)).all()
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    cfg = load_config(path)
+    assert cfg.train.out.endswith(path.stem)  # each run writes to a folder named after its config

@@ -86,10 +86,11 @@ class TorchGraph(nn.Module):
             start = placeholders[0]
         self.input = tensor_ref(start)
         upstream = set(needed_nodes(graph, [self.input]))
-        self.nodes: list[Node] = [graph.nodes[n] for n in order
-                                  if n not in upstream and graph.nodes[n].op not in ("Const", "Placeholder")]
-        produced = {self.input} | {f"{n.name}:{i}" for n in self.nodes for i in range(int(n.attrs.get("num", 1)))}
         consts = Emitter(graph)  # read-only use: constant lookup through Identity chains
+        self.nodes: list[Node] = [graph.nodes[n] for n in order
+                                  if n not in upstream and graph.nodes[n].op not in ("Const", "Placeholder")
+                                  and consts.const_value(f"{n}:0") is None]  # Identity of a constant
+        produced = {self.input} | {f"{n.name}:{i}" for n in self.nodes for i in range(int(n.attrs.get("num", 1)))}
         self.weights = nn.ParameterDict()
         self._consts: dict[str, str] = {}  # tensor ref -> buffer name
         self._ints: dict[str, np.ndarray] = {}  # integer attributes given as constant tensors
@@ -111,12 +112,15 @@ class TorchGraph(nn.Module):
             else:
                 raise UnsupportedOp(f"TF op {node.op!r} (node {node.name}) is not supported by the torch emitter")
         self._resize_scale: dict[str, tuple[float, float]] = {}
+        self._tracing = False
         shape = list(trace_shape or graph.input_shapes.get(split_ref(self.input)[0]) or [])
         if any(n.op.startswith("Resize") for n in self.nodes):
             if len(shape) != 4 or not all(shape):
                 raise UnsupportedOp("resizes with constant sizes need the graph's input shape to learn their scale")
+            self._tracing = True  # one pass at the exported size records each resize's scale
             with torch.no_grad():
-                self(torch.zeros(shape), _trace=True)
+                self(torch.zeros(shape))
+            self._tracing = False
 
     def _add_buffer(self, ref: str, value: np.ndarray) -> None:
         """A constant operand of an element-wise op, also stored rearranged to broadcast against NCHW values."""
@@ -180,24 +184,23 @@ class TorchGraph(nn.Module):
             y = _UNARY[op](y)
         return Value(y, nchw=True)
 
-    def _resize(self, node: Node, x: Value, trace: bool) -> Value:
+    def _resize(self, node: Node, x: Value) -> Value:
         t = x.channels_first()
         size = [int(s) for s in self._ints[tensor_ref(node.inputs[1])]]
-        if trace:
+        if self._tracing:
             self._resize_scale[node.name] = (size[0] / t.shape[2], size[1] / t.shape[3])
-        sh, sw = self._resize_scale[node.name]
-        out = (round(t.shape[2] * sh), round(t.shape[3] * sw))
+        scale = self._resize_scale[node.name]  # a scale, not a size: the module runs at any input size
         if node.op == "ResizeBilinear":
             if node.attrs.get("align_corners", False):
-                y = F.interpolate(t, out, mode="bilinear", align_corners=True)
+                y = F.interpolate(t, scale_factor=scale, mode="bilinear", align_corners=True)
             elif node.attrs.get("half_pixel_centers", False):
-                y = F.interpolate(t, out, mode="bilinear", align_corners=False)
+                y = F.interpolate(t, scale_factor=scale, mode="bilinear", align_corners=False)
             else:
                 raise UnsupportedOp(f"ResizeBilinear {node.name}: legacy (asymmetric) coordinates")
         else:
             if node.attrs.get("align_corners", False) or node.attrs.get("half_pixel_centers", False):
                 raise UnsupportedOp(f"ResizeNearestNeighbor {node.name}: align_corners / half_pixel_centers")
-            y = F.interpolate(t, out, mode="nearest")
+            y = F.interpolate(t, scale_factor=scale, mode="nearest")
         return Value(y, nchw=True)
 
     def _binary(self, node: Node, values: dict[str, Value]) -> Value:
@@ -237,8 +240,7 @@ class TorchGraph(nn.Module):
             dims = node.attrs.get("squeeze_dims") or [i for i, d in enumerate(x.shape) if d == 1]
             values[out] = Value(x.squeeze(tuple(dims)))
 
-    def forward(self, x: torch.Tensor, nchw: bool = False, nchw_outputs: bool = False,
-                _trace: bool = False) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, nchw: bool = False, nchw_outputs: bool = False) -> dict[str, torch.Tensor]:
         values: dict[str, Value] = {self.input: Value(x, nchw)}
         for node in self.nodes:
             out = f"{node.name}:0"
@@ -250,7 +252,7 @@ class TorchGraph(nn.Module):
             elif node.op in _BINARY:
                 values[out] = self._binary(node, values)
             elif node.op.startswith("Resize"):
-                values[out] = self._resize(node, values[tensor_ref(node.inputs[0])], _trace)
+                values[out] = self._resize(node, values[tensor_ref(node.inputs[0])])
             else:
                 self._shape_op(node, values)
         result = {}

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from posekit.errors import PosekitError
-from posekit.skeleton import SKELETONS, Skeleton, _lr_pairs
+from posekit.skeleton import SKELETONS, Skeleton, lr_pairs
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def skeleton_from_category(cat: dict, path: Path | str = "dataset") -> Skeleton:
         if "flip_pairs" in cat:
             flips = tuple((names.index(a), names.index(b)) for a, b in cat["flip_pairs"])
         else:
-            flips = _lr_pairs(names)
+            flips = lr_pairs(names)
         edges = tuple((a - 1, b - 1) for a, b in cat.get("skeleton", []))
         sigmas = cat.get("sigmas", builtin.sigmas if builtin else None)
         return Skeleton(
