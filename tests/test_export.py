@@ -108,3 +108,27 @@ def test_export_errors_and_cli(tmp_path, capsys):
 
 def test_skeleton_json_round_trip():
     assert skeleton_from_dict(json.loads(json.dumps(skeleton_to_dict(COCO17)))) == COCO17
+
+
+def test_trained_model_works_like_a_zoo_model(tmp_path, capsys):
+    import posekit
+
+    make_checkpoint(tmp_path / "c.safetensors", "simplebaseline")
+    onnx_path = export_onnx(tmp_path / "c.safetensors", tmp_path / "mine.onnx")
+    image = np.random.default_rng(2).integers(0, 255, (90, 120, 3)).astype(np.uint8)
+    boxes = np.array([[10, 10, 60, 80]], np.float32)
+    for source in (onnx_path, tmp_path / "c.safetensors"):
+        est = posekit.load(str(source))
+        assert est.skeleton == STICK7 and est.top_down
+        people = est(image, boxes)
+        assert len(people) == 1 and people[0].keypoints.shape == (7, 3)
+        np.testing.assert_array_equal(people[0].box, boxes[0])
+    photo = tmp_path / "photo.png"
+    import cv2
+
+    cv2.imwrite(str(photo), image)
+    assert main(["predict", str(photo), "--model", str(onnx_path), "--out", str(tmp_path / "out")]) == 0
+    saved = json.loads((tmp_path / "out" / "photo.json").read_text())
+    assert len(saved["people"]) == 1 and set(saved["people"][0]["keypoints"]) == set(STICK7.keypoints)
+    assert main(["predict", str(photo), "--model", str(tmp_path / "missing.onnx")]) == 2
+    assert "missing.onnx not found" in capsys.readouterr().err
