@@ -187,23 +187,29 @@ def refine_with_heatmap(
     xy: (K, 2) input pixels. heatmap: ([1,] H, W, K) probabilities (the zoo graphs apply the sigmoid).
     Cell (row, col) maps to (col, row) x input_size / W, as in MediaPipe. Points outside stay as they are.
     """
-    hm = np.asarray(heatmap, dtype=np.float64)
+    hm = np.asarray(heatmap, dtype=np.float32)
     hm = hm.reshape(hm.shape[-3:])
     rows, cols, k = hm.shape
     out = np.array(xy, dtype=np.float32, copy=True)
     if out.shape != (k, 2):
         raise ValueError(f"expected ({k}, 2) points for a heatmap with {k} channels, got {out.shape}")
     half = (kernel_size - 1) // 2
-    for i, (x, y) in enumerate(out):
-        col, row = math.floor(x / input_size * cols), math.floor(y / input_size * rows)
-        if not (0 <= col < cols and 0 <= row < rows):
-            continue
-        r0, r1, c0, c1 = max(0, row - half), min(rows, row + half + 1), max(0, col - half), min(cols, col + half + 1)
-        window = hm[r0:r1, c0:c1, i]
-        total = window.sum()
-        if window.max() >= min_confidence and total > 0:
-            rr, cc = np.mgrid[r0:r1, c0:c1]
-            out[i] = ((window * cc).sum() / total / cols * input_size, (window * rr).sum() / total / rows * input_size)
+    col = np.floor(out[:, 0] / input_size * cols).astype(np.int64)
+    row = np.floor(out[:, 1] / input_size * rows).astype(np.int64)
+    inside = (col >= 0) & (col < cols) & (row >= 0) & (row < rows)
+    # zero padding adds nothing to a window's sum and (min_confidence > 0) cannot raise its peak
+    padded = np.pad(hm, ((half, half), (half, half), (0, 0)))
+    offsets = np.arange(kernel_size)
+    rr = np.clip(row, 0, rows - 1)[:, None] + offsets  # (K, ks) rows in padded coordinates
+    cc = np.clip(col, 0, cols - 1)[:, None] + offsets
+    windows = padded[rr[:, :, None], cc[:, None, :], np.arange(k)[:, None, None]].astype(np.float64)  # (K, ks, ks)
+    total = windows.sum(axis=(1, 2))
+    use = inside & (windows.max(axis=(1, 2)) >= min_confidence) & (total > 0)
+    safe = np.where(total > 0, total, 1.0)
+    mean_col = (windows.sum(axis=1) * (cc - half)).sum(axis=1) / safe
+    mean_row = (windows.sum(axis=2) * (rr - half)).sum(axis=1) / safe
+    out[use, 0] = (mean_col / cols * input_size)[use]
+    out[use, 1] = (mean_row / rows * input_size)[use]
     return out
 
 
