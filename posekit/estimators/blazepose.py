@@ -156,11 +156,15 @@ def _factory(model: str):
     return make
 
 
-register("blazepose", "BlazePose GHUM Full (alias of blazepose-full): detector + 33 landmarks with 3-D world "
-         "coordinates, up to 5 people")(_factory("blazepose-full"))
-register("blazepose-lite", "BlazePose GHUM Lite: fastest BlazePose, 33 keypoints + 3-D, detector + landmarks "
-         "(whole image, or one person per box)")(_factory("blazepose-lite"))
-register("blazepose-full", "BlazePose GHUM Full: 33 keypoints + 3-D, detector + landmarks "
-         "(whole image, or one person per box)")(_factory("blazepose-full"))
-register("blazepose-heavy", "BlazePose GHUM Heavy: most accurate BlazePose, 33 keypoints + 3-D, detector + "
-         "landmarks (whole image, or one person per box)")(_factory("blazepose-heavy"))
+_VARIANTS = {
+    "blazepose": ("blazepose-full", "BlazePose GHUM Full (alias of blazepose-full): detector + 33 landmarks with "
+                  "3-D world coordinates, up to 5 people"),
+    "blazepose-lite": ("blazepose-lite", "BlazePose GHUM Lite: fastest BlazePose, 33 keypoints + 3-D, detector + "
+                       "landmarks (whole image, or one person per box)"),
+    "blazepose-full": ("blazepose-full", "BlazePose GHUM Full: 33 keypoints + 3-D, detector + landmarks "
+                       "(whole image, or one person per box)"),
+    "blazepose-heavy": ("blazepose-heavy", "BlazePose GHUM Heavy: most accurate BlazePose, 33 keypoints + 3-D, "
+                        "detector + landmarks (whole image, or one person per box)"),
+}
+for _name, (_model, _description) in _VARIANTS.items():
+    register(_name, _description, networks=("blazepose-detector", _model))(_factory(_model))

@@ -25,19 +25,22 @@ class EstimatorEntry:
     name: str
     description: str
     factory: Callable[..., Estimator]
-    #: "pose" estimators return keypoints; "detector" ones return person boxes (Person.keypoints may be empty).
+    #: "pose" estimators return keypoints; "detector" ones return person boxes (``detect(image)``).
     kind: str = "pose"
+    #: Zoo networks the estimator loads (fetched together, in one download, before it is built).
+    networks: tuple[str, ...] = ()
 
 
 ESTIMATORS: dict[str, EstimatorEntry] = {}
 
 
-def register(name: str, description: str, kind: str = "pose") -> Callable[[Callable[..., Estimator]],
-                                                                         Callable[..., Estimator]]:
-    """Decorator: declare an estimator factory ``factory(**options) -> Estimator`` under ``name``."""
+def register(name: str, description: str, kind: str = "pose", networks: tuple[str, ...] | None = None
+             ) -> Callable[[Callable[..., Estimator]], Callable[..., Estimator]]:
+    """Decorator: declare an estimator factory ``factory(**options) -> Estimator`` under ``name``; ``networks``
+    lists the zoo networks it loads (default: the network of the same name)."""
 
     def wrap(factory: Callable[..., Estimator]) -> Callable[..., Estimator]:
-        ESTIMATORS[name] = EstimatorEntry(name, description, factory, kind)
+        ESTIMATORS[name] = EstimatorEntry(name, description, factory, kind, (name,) if networks is None else networks)
         return factory
 
     return wrap
@@ -103,6 +106,7 @@ def load(name: str = DEFAULT_MODEL, detector_options: dict | None = None, **opti
 
         detector, pose = name.split("+", 1)
         check_name(name)
+        _fetch_networks(entry(detector), entry(pose))
         return TopDown(_build(entry(detector), detector_options or {}), load(pose, **options))
     if detector_options:
         raise PosekitError(f"detector_options are for 'detector+pose' names, and {name!r} is not one")
@@ -111,7 +115,15 @@ def load(name: str = DEFAULT_MODEL, detector_options: dict | None = None, **opti
 
         check_name(name)
         return TrainedModel(name, **options)
+    _fetch_networks(entry(name))
     return _build(entry(name), options)
+
+
+def _fetch_networks(*entries: EstimatorEntry) -> None:
+    """Download every zoo network the estimators need in one pass (the package tarball is fetched once)."""
+    from posekit.hub.fetch import ensure_files
+
+    ensure_files([n for e in entries for n in e.networks])
 
 
 def _build(e: EstimatorEntry, options: dict) -> Estimator:
