@@ -121,6 +121,29 @@ EFFICIENTPOSE_CHANNELS = (
 )
 
 
+def _movenet_single(variant: str, size: int, adjective: str, json: tuple[str, int], weights: tuple[str, int]
+                    ) -> ModelSpec:
+    """MoveNet SinglePose Lightning and Thunder share everything but input size and files."""
+    return ModelSpec(
+        name=f"movenet-{variant}",
+        task="pose-single",
+        description=f"MoveNet SinglePose {variant.capitalize()} v4: {adjective} single-person COCO-17 keypoints, "
+        f"{size}x{size}",
+        **_files(f"movenet-{variant}", json, weights),
+        input_node="input:0",
+        input_shape=(1, size, size, 3),
+        input_dtype="int32",
+        input_scale=1.0,
+        input_offset=0.0,
+        outputs=_MOVENET_SINGLE_OUT,
+        keypoints="coco17",
+        license=APACHE_GOOGLE,
+        source=f"https://tfhub.dev/google/movenet/singlepose/{variant}/4",
+        heads=_MOVENET_HEADS,
+        head_meanings=_MOVENET_HEAD_MEANINGS,
+    )
+
+
 def _blazepose_landmarks(variant: str, json: tuple[str, int], weights: tuple[str, int]) -> ModelSpec:
     """The three BlazePose GHUM landmark models differ only in size and files."""
     return ModelSpec(
@@ -144,47 +167,19 @@ def _blazepose_landmarks(variant: str, json: tuple[str, int], weights: tuple[str
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec(
-            name="movenet-lightning",
-            task="pose-single",
-            description="MoveNet SinglePose Lightning v4: fast single-person COCO-17 keypoints, 192x192",
-            **_files(
-                "movenet-lightning",
-                ("df8cbde44d00f533ccc4916a7c6ebc17316532fb3fadad114ec667fef22872e9", 161813),
-                ("bf97bc10d9c8a11200b0190ed64ce039b6252f1aff7cb552aca99b3d191c2f34", 4650216),
-            ),
-            input_node="input:0",
-            input_shape=(1, 192, 192, 3),
-            input_dtype="int32",
-            input_scale=1.0,
-            input_offset=0.0,
-            outputs=_MOVENET_SINGLE_OUT,
-            keypoints="coco17",
-            license=APACHE_GOOGLE,
-            source="https://tfhub.dev/google/movenet/singlepose/lightning/4",
-            heads=_MOVENET_HEADS,
-            head_meanings=_MOVENET_HEAD_MEANINGS,
+        _movenet_single(
+            "lightning",
+            192,
+            "fast",
+            ("df8cbde44d00f533ccc4916a7c6ebc17316532fb3fadad114ec667fef22872e9", 161813),
+            ("bf97bc10d9c8a11200b0190ed64ce039b6252f1aff7cb552aca99b3d191c2f34", 4650216),
         ),
-        ModelSpec(
-            name="movenet-thunder",
-            task="pose-single",
-            description="MoveNet SinglePose Thunder v4: accurate single-person COCO-17 keypoints, 256x256",
-            **_files(
-                "movenet-thunder",
-                ("7ac4e2a8449fc279f71b8b0ba52f7c5daafc124ce9b6bf7549289ca432e342b6", 161923),
-                ("a2925747fccaf737c0f20eacdeff919efd5d514e90242397002a0de349dff18c", 12477112),
-            ),
-            input_node="input:0",
-            input_shape=(1, 256, 256, 3),
-            input_dtype="int32",
-            input_scale=1.0,
-            input_offset=0.0,
-            outputs=_MOVENET_SINGLE_OUT,
-            keypoints="coco17",
-            license=APACHE_GOOGLE,
-            source="https://tfhub.dev/google/movenet/singlepose/thunder/4",
-            heads=_MOVENET_HEADS,
-            head_meanings=_MOVENET_HEAD_MEANINGS,
+        _movenet_single(
+            "thunder",
+            256,
+            "accurate",
+            ("7ac4e2a8449fc279f71b8b0ba52f7c5daafc124ce9b6bf7549289ca432e342b6", 161923),
+            ("a2925747fccaf737c0f20eacdeff919efd5d514e90242397002a0de349dff18c", 12477112),
         ),
         ModelSpec(
             name="movenet-multipose",
