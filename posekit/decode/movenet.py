@@ -67,10 +67,14 @@ def decode_single_heads(
     centre = sigmoid(center[..., 0]) * center_weight(h, w)
     cy, cx = np.divmod(int(centre.argmax()), w)
     coarse = np.float32([cy, cx]) + regress[cy, cx].reshape(k, 2).astype(np.float32)  # (k, 2) y, x in cells
-    gy, gx = _grid(h, w)
-    dist = np.sqrt((gy[..., None] - coarse[:, 0]) ** 2 + (gx[..., None] - coarse[:, 1]) ** 2)  # (h, w, k)
+    rows = np.arange(h, dtype=np.float32)[:, None, None]
+    cols = np.arange(w, dtype=np.float32)[None, :, None]
+    # separable squares, then in place: the (h, w, k) volume is written three times instead of seven
+    weight = (rows - coarse[:, 0]) ** 2 + (cols - coarse[:, 1]) ** 2  # (h, w, k)
+    np.sqrt(weight, out=weight)
+    weight += _fp16(DISTANCE_BIAS)
     scores = sigmoid(heatmap)
-    best = (scores / (dist + _fp16(DISTANCE_BIAS))).reshape(h * w, k).argmax(axis=0)
+    best = np.divide(scores, weight, out=weight).reshape(h * w, k).argmax(axis=0)
     ky, kx = np.divmod(best, w)
     joints = np.arange(k)
     fine = offset.reshape(h, w, k, 2)[ky, kx, joints].astype(np.float32)
