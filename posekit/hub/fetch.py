@@ -135,17 +135,24 @@ def _locked(directory: Path, progress: bool) -> Iterator[None]:
 
 
 def _offline_message(specs: list[ModelSpec], why: str) -> str:
+    corrupted = [s.name for s in specs if "corrupted" in file_problems(s).values()]
+    missing = [s.name for s in specs if s.name not in corrupted]
     states = "; ".join(
-        f"model '{s.name}' has a corrupted cached file" if "corrupted" in file_problems(s).values()
-        else f"model '{s.name}' is not cached"
-        for s in specs
+        f"{_models(group)} {verb}" for group, verb in (
+            (missing, "is not cached" if len(missing) == 1 else "are not cached"),
+            (corrupted, "has a corrupted cached file" if len(corrupted) == 1 else "have corrupted cached files"),
+        ) if group
     )
     names = " ".join(s.name for s in specs)
     return (
-        f"{states} and {why}: run `posekit models pull {names}` on a machine with network, then copy that "
+        f"{states}, and {why}: run `posekit models pull {names}` on a machine with network, then copy that "
         f"machine's posekit cache folder models/{NPM_VERSION}/ to {models_dir()} (or point POSEKIT_HOME at a "
         f"folder holding models/{NPM_VERSION}/)"
     )
+
+
+def _models(names: list[str]) -> str:
+    return ("model " if len(names) == 1 else "models ") + ", ".join(f"'{n}'" for n in names)
 
 
 def _registry_base() -> str:
