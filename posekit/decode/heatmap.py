@@ -28,14 +28,18 @@ def argmax_2d(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([idx % w, idx // w], axis=-1), np.take_along_axis(flat, idx[..., None], -1)[..., 0]
 
 
+def _peaks(maps: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(maps as (M, h, w) float32, integer peaks as (M, 2), a float32 copy of the peaks to refine)."""
+    maps = np.asarray(maps, dtype=np.float32)
+    pts = np.asarray(xy).reshape(-1, 2)
+    return maps.reshape(-1, *maps.shape[-2:]), pts, pts.astype(np.float32)
+
+
 def quarter_offset(maps: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """Shift each integer peak ``xy`` (..., 2) a quarter cell towards its higher neighbour (SimpleBaseline's
     refinement); peaks on the border stay put along that axis.  maps (..., h, w).  Returns float (..., 2)."""
-    maps = np.asarray(maps, dtype=np.float32)
-    h, w = maps.shape[-2:]
-    flat = maps.reshape(-1, h, w)
-    pts = np.asarray(xy).reshape(-1, 2)
-    out = pts.astype(np.float32)
+    flat, pts, out = _peaks(maps, xy)
+    h, w = flat.shape[-2:]
     for i, (x, y) in enumerate(pts):
         if 0 < x < w - 1:
             out[i, 0] += 0.25 * np.sign(flat[i, y, x + 1] - flat[i, y, x - 1])
@@ -50,11 +54,8 @@ def dark_refine(maps: np.ndarray, xy: np.ndarray, sigma: float) -> np.ndarray:
     the exact centre of a clean Gaussian).  Peaks on the border or without a proper maximum stay put; within about
     3 sigma of the border the smoothing sees the zero outside the map and pulls the estimate inwards (as in DARK).
     Returns float (..., 2)."""
-    maps = np.asarray(maps, dtype=np.float32)
-    h, w = maps.shape[-2:]
-    flat = maps.reshape(-1, h, w)
-    pts = np.asarray(xy).reshape(-1, 2)
-    out = pts.astype(np.float32)
+    flat, pts, out = _peaks(maps, xy)
+    h, w = flat.shape[-2:]
     for i, (x, y) in enumerate(pts):
         if not (0 < x < w - 1 and 0 < y < h - 1):
             continue
