@@ -125,3 +125,49 @@ def test_pck_with_missing_prediction_counts_a_miss():
     gt = np.zeros((1, 2, 3))
     pred = np.full((1, 2, 3), np.inf)
     assert metrics.pck(pred, gt, np.ones((1, 2), bool), np.array([10.0])) == 0.0
+
+
+def test_head_size_is_0_6_times_the_head_box_diagonal():
+    assert metrics.head_sizes(np.array([[10, 20, 40, 60], [0, 0, 5, 12]])).tolist() == pytest.approx([30.0, 7.8])
+
+
+def _mpii_people(n: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """n people, all 16 MPII joints labelled at distinct places; returns gt (n, 16, 2) and vis (n, 16)."""
+    gt = np.arange(n * 32, dtype=float).reshape(n, 16, 2) * 10
+    return gt, np.ones((n, 16), dtype=bool)
+
+
+def test_pckh_threshold_is_alpha_times_head_size_inclusive():
+    gt, vis = _mpii_people(1)
+    head = np.array([30.0])  # alpha 0.5 -> 15 px, alpha 0.1 -> 3 px
+    for offset, at_05, at_01 in ((15.0, 1.0, 0.0), (15.01, 0.0, 0.0), (3.0, 1.0, 1.0), (3.01, 1.0, 0.0)):
+        pred = gt + [offset, 0.0]
+        assert metrics.pckh(pred, gt, vis, head, 0.5)["Mean"] == at_05, offset
+        assert metrics.pckh(pred, gt, vis, head, 0.1)["Mean"] == at_01, offset
+
+
+def test_pckh_table_rows_and_the_mean_without_pelvis_and_thorax():
+    gt, vis = _mpii_people(1)
+    pred = gt.copy()
+    pred[0, [6, 7]] += 100  # pelvis and thorax wrong: the conventional mean leaves them out
+    table = metrics.pckh(pred, gt, vis, np.array([20.0]))
+    assert list(table) == ["Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean", "Mean (all 16)"]
+    assert all(table[k] == 1.0 for k in list(table)[:8])
+    assert table["Mean (all 16)"] == pytest.approx(14 / 16)
+    pred[0, 9] += 100  # head top wrong: Head row 0, Mean 13 of 14 (upper neck counts in the mean, not in a row)
+    table = metrics.pckh(pred, gt, vis, np.array([20.0]))
+    assert table["Head"] == 0.0 and table["Mean"] == pytest.approx(13 / 14)
+
+
+def test_pckh_only_labelled_joints_count_and_sides_are_averaged():
+    gt, vis = _mpii_people(2)
+    pred = gt.copy()
+    right_ankle, left_ankle = 0, 5
+    pred[0, right_ankle] += 50  # right ankle: 1 of 2 people correct -> 0.5
+    vis[1, left_ankle] = False  # left ankle labelled once, correct -> 1.0
+    pred[1, left_ankle] += 1e4  # unlabelled: ignored however wrong
+    vis[:, [12, 13]] = False  # shoulders never labelled: no value
+    table = metrics.pckh(pred, gt, vis, np.array([20.0, 20.0]))
+    assert table["Ankle"] == pytest.approx(0.75)  # (0.5 + 1.0) / 2, as the MPII code averages sides, not pooled 2/3
+    assert math.isnan(table["Shoulder"])
+    assert table["Mean"] == pytest.approx(1 - 1 / (2 * 14 - 1 - 4))  # 23 labelled non-pelvis/thorax joints, 1 miss

@@ -1,4 +1,4 @@
-"""Pose accuracy metrics as small pure numpy functions: OKS, OKS-NMS, greedy matching, PCK.
+"""Pose accuracy metrics as small pure numpy functions: OKS, OKS-NMS, greedy matching, PCK, PCKh (MPII).
 
 Coordinates are image pixels; a pose is a (K, 2+) array whose first two columns are x, y.  Ground truth is (K, 3)
 with COCO visibility in column 2 (0 = not labelled, 1 = labelled but hidden, 2 = visible); "labelled" means v > 0.
@@ -7,6 +7,8 @@ with COCO visibility in column 2 (0 = not labelled, 1 = labelled but hidden, 2 =
 from __future__ import annotations
 
 import numpy as np
+
+from posekit.skeleton import MPII16_NAMES
 
 #: COCO-17 torso diagonals (left_shoulder, right_hip) and (right_shoulder, left_hip), as keypoint indices.
 COCO17_TORSO_DIAGONALS: tuple[tuple[int, int], ...] = ((5, 12), (6, 11))
@@ -115,3 +117,46 @@ def per_joint_pck(
     hits = (pck_hits(pred, gt, norm, alpha) & vis).sum(0)
     count = vis.sum(0)
     return np.where(count > 0, hits / np.maximum(count, 1), np.nan)
+
+
+#: PCKh normaliser: the head size is this factor times the head box diagonal (``SC_BIAS`` in the MPII evaluation).
+HEAD_SIZE_FACTOR = 0.6
+
+
+def head_sizes(headboxes: np.ndarray) -> np.ndarray:
+    """(N, 4) x1, y1, x2, y2 head boxes (pixels) -> (N,) MPII head sizes, 0.6 x each box diagonal (pixels)."""
+    boxes = np.asarray(headboxes, dtype=np.float64).reshape(-1, 4)
+    return HEAD_SIZE_FACTOR * np.linalg.norm(boxes[:, 2:] - boxes[:, :2], axis=1)
+
+
+#: The MPII PCKh table: row -> the MPII-16 joints it averages (right and left PCKh averaged, as the MPII code does).
+PCKH_ROWS: dict[str, tuple[int, ...]] = {
+    row: tuple(MPII16_NAMES.index(n) for n in names) for row, names in (
+        ("Head", ("head_top",)), ("Shoulder", ("right_shoulder", "left_shoulder")),
+        ("Elbow", ("right_elbow", "left_elbow")), ("Wrist", ("right_wrist", "left_wrist")),
+        ("Hip", ("right_hip", "left_hip")), ("Knee", ("right_knee", "left_knee")),
+        ("Ankle", ("right_ankle", "left_ankle")))
+}
+#: The conventional PCKh mean (HRNet, MMPose) pools every labelled joint except these two.
+PCKH_MEAN_EXCLUDES: tuple[int, ...] = (MPII16_NAMES.index("pelvis"), MPII16_NAMES.index("thorax"))
+
+
+def pckh(pred: np.ndarray, gt: np.ndarray, vis: np.ndarray, head_size: np.ndarray, alpha: float = 0.5
+         ) -> dict[str, float]:
+    """PCKh@alpha of MPII-16 poses: a joint is correct within alpha x the person's head size (see `head_sizes`).
+
+    pred, gt (N, 16, 2+) pixels; vis (N, 16) bool labelled (only labelled joints count); head_size (N,) pixels.
+    Returns fractions in [0, 1]: the table rows of `PCKH_ROWS` (left/right joint PCKh averaged; a side never
+    labelled is left out), "Mean" (all labelled joints pooled except pelvis and thorax, as HRNet and MMPose report
+    it) and "Mean (all 16)"; NaN where no joint counts.
+    """
+    per_joint = per_joint_pck(pred, gt, vis, head_size, alpha)
+    keep = [k for k in range(per_joint.size) if k not in PCKH_MEAN_EXCLUDES]
+    table = {}
+    for row, joints in PCKH_ROWS.items():
+        values = per_joint[list(joints)]
+        values = values[~np.isnan(values)]
+        table[row] = float(values.mean()) if values.size else float("nan")
+    return {**table, "Mean": pck(np.asarray(pred)[:, keep], np.asarray(gt)[:, keep], np.asarray(vis)[:, keep],
+                                 head_size, alpha),
+            "Mean (all 16)": pck(pred, gt, vis, head_size, alpha)}
