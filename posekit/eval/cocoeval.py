@@ -26,7 +26,7 @@ from posekit.errors import PosekitError
 from posekit.eval import metrics
 from posekit.hub.cache import write_atomic
 from posekit.io import read_image
-from posekit.skeleton import COCO17, COCO17_NAMES
+from posekit.skeleton import COCO17, COCO17_NAMES, MPII16
 from posekit.types import Person
 
 Estimator = Callable[..., list[Person]]
@@ -70,15 +70,18 @@ def protocol_label(boxes: str) -> str:
     return PROTOCOLS[boxes]
 
 
-def _read_json(path: Path, what: str, flag: str) -> Any:
+def read_json(path: Path, what: str, flag: str, expected: str = "a COCO-format file") -> Any:
+    """Parse a JSON file; PosekitError (one line naming ``flag`` and the ``expected`` kind) if missing, empty or bad."""
     if not path.is_file():
         raise PosekitError(f"{what} {path} not found; pass an existing file with {flag}")
     try:
+        if path.stat().st_size == 0:
+            raise PosekitError(f"{what} {path} is empty; pass {expected} with {flag}")
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as exc:
         raise PosekitError(f"{what} {path} is not valid JSON ({exc.msg}, line {exc.lineno}); "
-                           f"pass a COCO-format file with {flag}") from None
+                           f"pass {expected} with {flag}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PosekitError(f"cannot read {what} {path} ({exc}); check the file and its permissions") from None
 
@@ -86,7 +89,7 @@ def _read_json(path: Path, what: str, flag: str) -> Any:
 def load_annotations(path: str | Path) -> CocoKeypoints:
     """Read and validate a COCO person-keypoints json (e.g. person_keypoints_val2017.json); PosekitError if unfit."""
     path = Path(path)
-    data = _read_json(path, "annotation file", "--ann")
+    data = read_json(path, "annotation file", "--ann")
     fix = "pass a COCO person-keypoints file such as person_keypoints_val2017.json"
     if not isinstance(data, dict) or any(not isinstance(data.get(k), list) for k in ("images", "annotations",
                                                                                    "categories")):
@@ -232,7 +235,7 @@ def write_results(path: str | Path, results: list[dict[str, Any]]) -> Path:
 def read_results(path: str | Path, dataset: CocoKeypoints) -> list[dict[str, Any]]:
     """Read a COCO keypoint results file and check it fits the annotations (clear error where pycocotools asserts)."""
     path = Path(path)
-    results = _read_json(path, "results file", "--results")
+    results = read_json(path, "results file", "--results")
     entry_keys = ("image_id", "category_id", "keypoints", "score")
     if not isinstance(results, list) or not all(isinstance(r, dict) and all(k in r for k in entry_keys)
                                                 and len(r["keypoints"]) == 51 for r in results):
@@ -325,7 +328,8 @@ def score_results(ann: str | Path, results: str | Path) -> dict[str, Any]:
     return {"model": None, "protocol": "results file", "results": str(results), **report}
 
 
-def _resolve(model: str | Estimator, boxes: str, flip: bool, model_options: dict[str, Any]) -> tuple[Estimator, str]:
+def load_estimator(model: str | Estimator, model_options: dict[str, Any]) -> tuple[Estimator, str]:
+    """A zoo name (loaded with its options) or an estimator callable -> (estimator, name); it must give keypoints."""
     if isinstance(model, str):
         import posekit
 
@@ -341,21 +345,35 @@ def _resolve(model: str | Estimator, boxes: str, flip: bool, model_options: dict
         raise TypeError(f"model options {sorted(model_options)} only apply when the model is given by name")
     else:
         estimator, name = model, getattr(model, "name", type(model).__name__)
-    skeleton = getattr(estimator, "skeleton", None)
-    if skeleton is None:
+    if getattr(estimator, "skeleton", None) is None:
         raise PosekitError(f"{name} gives no keypoints (a person detector?), so it has no keypoint score; evaluate a "
                            f"pose model or a detector+pose pipeline such as {name}+movenet-thunder")
+    return estimator, name
+
+
+def with_flip(estimator: Estimator, flip: bool) -> Estimator:
+    """The estimator, wrapped in the generic flip test (`posekit.pipeline.flip.FlipTest`) when flip is set."""
+    if not flip:
+        return estimator
+    from posekit.pipeline.flip import FlipTest
+
+    return FlipTest(estimator)
+
+
+def _resolve(model: str | Estimator, boxes: str, flip: bool, model_options: dict[str, Any]) -> tuple[Estimator, str]:
+    estimator, name = load_estimator(model, model_options)
+    skeleton = estimator.skeleton
+    if skeleton is MPII16:
+        raise PosekitError(f"{name} outputs MPII-16 joints, which have no mapping to COCO-17 (no face points), so it "
+                           f"cannot be scored with COCO keypoint AP; score it with PCKh on MPII-format annotations "
+                           f"instead: posekit eval --model {name} --ann mpii_val.json --images DIR")
     if skeleton.to_coco is None:
         raise PosekitError(f"{name} outputs {skeleton.name} keypoints, which have no mapping to COCO-17, so it cannot "
                            f"be scored with COCO keypoint AP; evaluate a model with COCO-17 or BlazePose keypoints")
     if boxes == "gt" and not getattr(estimator, "top_down", True):
         raise PosekitError(f"{name} is a whole-image (bottom-up) model, not a top-down one, so it has no gt-boxes "
                            f"score; use --boxes detector (end-to-end)")
-    if flip:
-        from posekit.pipeline.flip import FlipTest
-
-        estimator = FlipTest(estimator)
-    return estimator, name
+    return with_flip(estimator, flip), name
 
 
 def coco(
