@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from posekit.pipeline.metrics import collect_tracks, id_switches
-from posekit.pipeline.track import Tracker, assign, box_iou, expand_boxes, oks_matrix, oks_sigmas, similarity
+from posekit.pipeline.track import (
+    Tracker,
+    assign,
+    box_iou,
+    expand_boxes,
+    oks_matrix,
+    oks_sigmas,
+    pose_overlap,
+    similarity,
+)
 from posekit.skeleton import BLAZEPOSE33, COCO17, MPII16
 from posekit.types import Person
 
@@ -115,11 +126,84 @@ def test_a_track_lost_longer_than_max_age_comes_back_with_a_new_id():
     per_frame, _ = _crossing(occlude=range(27, 34))
     tracker = Tracker(max_age=3)
     tracked = [tracker.update(people) for people in per_frame]
-    assert sorted({p.track_id for people in tracked for p in people}) == [1, 2, 3]
+    assert sorted({p.track_id for people in tracked for p in people} - {None}) == [1, 2, 3]
     hidden_before = next(p.track_id for p in tracked[0] if p.box[0] > 300)  # the person walking leftwards
     hidden_after = next(p.track_id for p in tracked[-1] if p.box[0] < 300)
     assert hidden_after == 3 and hidden_before not in tracker.live_ids
     assert tracker.live_ids == ({1, 2} - {hidden_before}) | {3}
+
+
+def _ids(tracker: Tracker, frames: list[list[Person]]) -> list[list[int | None]]:
+    return [[p.track_id for p in tracker.update(people)] for people in frames]
+
+
+def test_new_tracks_get_ids_only_after_min_hits_sure_frames_in_a_row():
+    rng = np.random.default_rng(3)
+    tracker = Tracker(min_hits=3)
+    frames = [[_person(100 + 2 * t, 100, rng)] + ([_person(400, 300 + t, rng)] if t >= 5 else []) for t in range(10)]
+    ids = _ids(tracker, frames)
+    assert [i[0] for i in ids] == [1] * 10  # begun in the first frames: confirmed at once
+    assert [i[1] for i in ids[5:]] == [None, None, 2, 2, 2]  # a later newcomer: its third frame in a row
+    assert Tracker(min_hits=1).update(frames[5])[1].track_id == 2
+
+
+def test_spurious_detections_use_up_no_ids():
+    rng = np.random.default_rng(4)
+    tracker = Tracker(min_hits=3)
+    frames = []
+    for t in range(30):
+        people = [_person(100 + 2 * t, 100, rng)]
+        if t in (10, 15, 16, 20, 21, 23):  # flickers of one or two frames in a row, never three
+            people.append(_person(500, 300, rng))
+        if t >= 25:
+            people.append(_person(300, 400, rng))  # a real newcomer
+        frames.append(people)
+    ids = _ids(tracker, frames)
+    assert {i for frame in ids for i in frame} == {1, 2, None}
+    assert [frame[-1] for frame in ids[25:]] == [None, None, 2, 2, 2]
+    assert tracker.tentative == [] or all(t.person.box[0] < 400 for t in tracker.tentative)
+
+
+def test_unsure_detections_continue_tracks_but_never_start_one():
+    rng = np.random.default_rng(5)
+    tracker = Tracker(high_score=0.5)
+    frames = []
+    for t in range(20):
+        walker = _person(100 + 3 * t, 100, rng)
+        if 8 <= t < 14:  # the walker's detections turn unsure (partly hidden) for a while
+            walker = dataclasses.replace(walker, score=0.2)
+        frames.append([walker, dataclasses.replace(_person(500, 300, rng), score=0.2)])  # a steady unsure box
+    ids = _ids(tracker, frames)
+    assert [frame[0] for frame in ids] == [1] * 20
+    assert [frame[1] for frame in ids] == [None] * 20
+    assert tracker.live_ids == {1} and tracker.tentative == []
+
+
+def test_a_lost_track_is_found_again_where_its_velocity_takes_it():
+    rng = np.random.default_rng(6)
+    tracker = Tracker(max_age=15)
+    hidden = range(10, 18)
+    frames = [[_person(100 + 12 * t, 200, rng)] if t not in hidden else [] for t in range(30)]
+    frames[-12:] = [[_person(100 + 12 * t, 200, rng), _person(100, 400, rng)] for t in range(18, 30)]
+    ids = _ids(tracker, frames)
+    # 96 px further on than where it was last seen, on a 50 px wide body: only the velocity bridges that gap
+    assert all(frame[0] == 1 for frame in ids if frame) and ids[-1] == [1, 2]
+
+
+def test_tracker_rejects_bad_options():
+    with pytest.raises(ValueError, match="min_hits"):
+        Tracker(min_hits=0)
+    with pytest.raises(ValueError, match="max_age"):
+        Tracker(max_age=-1)
+
+
+def test_pose_overlap_finds_two_poses_of_one_person():
+    rng = np.random.default_rng(8)
+    a, b, c = _person(100, 100, rng), _person(101, 101, rng), _person(300, 100, rng)
+    got = pose_overlap([a, b, c])
+    assert got[0, 1] > 0.8 and got[0, 2] < 0.01 and got[1, 0] == pytest.approx(got[0, 1], rel=0.05)
+    mpii = [_person(100, 100, rng, skeleton=MPII16), _person(101, 101, rng, skeleton=MPII16)]
+    assert pose_overlap(mpii)[0, 1] > 0.8  # box IoU for a skeleton without OKS sigmas
 
 
 def test_id_switches_counts_hand_made_cases():

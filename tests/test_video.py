@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -13,17 +14,24 @@ import numpy as np
 import pytest
 
 from posekit.errors import PosekitError
+from posekit.estimators.base import Estimator
+from posekit.pipeline.topdown import TopDown
+from posekit.pipeline.track import Tracker
 from posekit.pipeline.video import (
     VIDEO_CODECS,
     JsonlSink,
     VideoSink,
     VideoSource,
+    carry_box_score,
     crop_box,
+    drop_drifted,
+    estimate,
     frame_record,
     parse_source,
     partial_path,
     track_video,
 )
+from posekit.skeleton import COCO17
 from posekit.types import Person
 
 pytest.importorskip("scipy", reason="tracking needs scipy (pip install posekit[video])")
@@ -340,3 +348,73 @@ def test_reads_the_real_vtest_clip_and_notices_when_it_is_cut_short(tmp_path):
     with VideoSource(_truncate(VTEST, tmp_path / "vtest.avi", keep=0.3)) as cut:
         count = sum(1 for _ in cut)
     assert 0 < count < 795 and f"ended after {count} of 795 frames" in cut.warning
+
+
+class DiscPose(Estimator):
+    """Single-person pose model on boxes (top-down): the disc's ring with every joint scoring 0.5."""
+
+    name, skeleton = "disc-pose", COCO17
+
+    def predict(self, image_rgb: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
+        people = DiscEstimator()(image_rgb, boxes)
+        return [replace(p, keypoints=np.concatenate([p.keypoints[:, :2], np.full((17, 1), 0.5)], axis=1),
+                        score=0.5) for p in people]
+
+
+class DiscDetector:
+    """Person detector that boxes the red disc with score 0.8."""
+
+    name = "disc-detector"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def detect(self, image_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.calls += 1
+        ys, xs = np.nonzero((image_rgb[..., 0] > 150) & (image_rgb[..., 1] < 100) & (image_rgb[..., 2] < 100))
+        return np.array([[xs.min() - 4, ys.min() - 4, xs.max() + 4, ys.max() + 4]], np.float32), np.array([0.8])
+
+
+def test_top_down_person_scores_are_the_same_on_detector_and_crop_frames(clip):
+    detector = DiscDetector()
+    frames = list(track_video(clip, TopDown(detector, DiscPose()), smooth=False))
+    assert detector.calls == len(range(0, N, 5))  # most frames came from crops
+    assert [f.people[0].score for f in frames] == pytest.approx([0.8 * 0.5] * N)
+    assert all(f.people[0].extras["box_score"] == pytest.approx(0.8) for f in frames)
+
+
+def test_carry_box_score_only_adds_a_missing_box_score():
+    kp = np.zeros((17, 3))
+    previous = Person(kp, score=0.4, extras={"box_score": 0.8})
+    assert carry_box_score(Person(kp, score=0.5), previous).score == pytest.approx(0.4)
+    assert carry_box_score(Person(kp, score=0.5), Person(kp, score=0.5)).score == 0.5  # no detector: unchanged
+    fresh = Person(kp, score=0.3, extras={"box_score": 0.6})
+    assert carry_box_score(fresh, previous) is fresh
+
+
+def _ring_person(cx: float, cy: float) -> Person:
+    return Person(np.concatenate([RING * 4 + [cx, cy], np.full((17, 1), 0.9)], axis=1), score=0.9)
+
+
+def test_a_crop_that_slid_onto_someone_else_is_dropped():
+    tracker = Tracker()
+    tracker.update([_ring_person(100, 100), _ring_person(160, 100), _ring_person(400, 100)])
+    tracks = tracker.active
+    found = [_ring_person(150, 100), _ring_person(158, 100), _ring_person(400, 100)]  # crop 1 found person 2
+    assert drop_drifted(found, tracks) == [found[1], found[2]]
+    assert drop_drifted(found[:1], tracks[:1]) == found[:1]
+
+
+def test_crossing_people_send_the_frame_to_the_full_image():
+    image = np.zeros((200, 600, 3), np.uint8)
+    est = DiscEstimator()
+    est.multi_person = True
+    tracker = Tracker()
+    tracker.update([_ring_person(100, 100), _ring_person(300, 100)])
+    options = {"use_crops": True, "min_crop_score": 0.3, "crop_expand": 1.2, "max_crop_overlap": 0.4}
+    estimate(est, image, tracker.active, **options)
+    assert est.calls[0].shape == (2, 4)  # apart: crops first (on this empty image, then the full image)
+    tracker.update([_ring_person(110, 100), _ring_person(125, 100)])
+    est.calls.clear()
+    _, full = estimate(est, image, tracker.active, **options)
+    assert full and est.calls == [None]  # crossing: straight to the full image

@@ -21,8 +21,10 @@ class Detector(Protocol):
 class TopDown(Estimator):
     """``detector`` finds people, ``pose`` (any estimator that accepts boxes) places their joints.
 
-    Person.score = box score x mean keypoint score (the ranking COCO AP rewards); box = the detector's box.
-    With ``boxes`` given, the detector is skipped (ground-truth boxes, tracking).
+    Person.score = box score x mean keypoint score (the ranking COCO AP rewards), with the box score kept in
+    ``extras["box_score"]``; box = the detector's box. With ``boxes`` given, the detector is skipped
+    (ground-truth boxes, tracking) and Person.score is the mean keypoint score: there is no box score to weigh
+    it by (``track_video`` multiplies in the box score its track was detected with).
     """
 
     multi_person = True
@@ -49,6 +51,7 @@ class TopDown(Estimator):
         for name, ms in self.pose.timings.items():
             self.timings[name] = self.timings.get(name, 0.0) + ms
         return [
-            replace(p, box=box, score=float(score) * float(np.mean(p.keypoints[:, 2])))
+            replace(p, box=box, score=float(score) * float(np.mean(p.keypoints[:, 2])),
+                    extras={**p.extras, "box_score": float(score)})
             for p, box, score in zip(people, boxes, scores)
         ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from posekit.skeleton import COCO17, Skeleton
-from posekit.types import Person
+from posekit.types import Person, box_from_keypoints
 
 #: Weight of the newest displacement in the exponential average (starting at rest) that estimates a track's
 #: velocity; low, because detections jitter by more than people move in a frame.
@@ -74,6 +74,19 @@ def oks_sigmas(skeleton: Skeleton) -> tuple[np.ndarray, np.ndarray] | None:
     return None
 
 
+def pose_overlap(people: list[Person], min_score: float = 0.2) -> np.ndarray:
+    """(N, N) similarity of the poses of ``people`` with one another: OKS with the area of the box around each
+    pose's joints scoring above min_score as its scale, or IoU of those boxes when the skeleton has no OKS
+    sigmas."""
+    boxes = np.stack([box_from_keypoints(p.keypoints, min_score) for p in people]).astype(np.float64)
+    view = oks_sigmas(people[0].skeleton)
+    if view is None or len({p.keypoints.shape for p in people}) > 1:
+        return box_iou(boxes[:, None], boxes[None])
+    idx, sigmas = view
+    kp = np.stack([p.keypoints for p in people])[:, idx]
+    return oks_matrix(kp, kp, sigmas, np.prod(boxes[:, 2:] - boxes[:, :2], axis=1), min_score)
+
+
 def similarity(tracks: list[Track], people: list[Person], buffer: float = 0.2) -> np.ndarray:
     """(T, D) similarity in [0, 1] of predicted tracks and detections: mean of OKS and buffered box IoU (boxes
     grown by ``buffer`` x size per frame the track has been lost, at most MAX_BUFFER), IoU alone when the
@@ -105,14 +118,22 @@ def assign(sim: np.ndarray, min_similarity: float) -> list[tuple[int, int]]:
 
 @dataclass
 class Track:
-    """A tracked person: last matched pose and box (image pixels), velocity (px/frame of the box centre),
-    ``age`` = frames since the last match (0 = matched in the latest frame)."""
+    """A tracked person: the last matched ``person`` (raw, image pixels), its box as float64, velocity (px/frame
+    of the box centre), ``age`` = frames since the last match (0 = matched in the latest frame), ``hits`` =
+    matches in a row since the track began (counted while tentative). ``track_id`` is None while the track is
+    tentative (not yet confirmed)."""
 
-    track_id: int
-    keypoints: np.ndarray
+    track_id: int | None
+    person: Person
     box: np.ndarray
     velocity: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(2))
     age: int = 0
+    hits: int = 1
+
+    @property
+    def keypoints(self) -> np.ndarray:
+        """(K, 3) last matched pose."""
+        return self.person.keypoints
 
     def _shift(self) -> np.ndarray:
         return self.velocity * (self.age + 1)
@@ -130,8 +151,9 @@ class Track:
     def update(self, person: Person) -> None:
         step = (_centre(person.box) - _centre(self.box)) / (self.age + 1)
         self.velocity = (1 - VELOCITY_GAIN) * self.velocity + VELOCITY_GAIN * step
-        self.keypoints, self.box = person.keypoints, person.box.astype(np.float64)
+        self.person, self.box = person, person.box.astype(np.float64)
         self.age = 0
+        self.hits += 1
 
 
 def _centre(box: np.ndarray) -> np.ndarray:
@@ -141,46 +163,88 @@ def _centre(box: np.ndarray) -> np.ndarray:
 class Tracker:
     """Assigns stable track ids to the people detected in consecutive frames.
 
-    max_age: frames a track survives unmatched (a person returning within it gets the same id).
+    Association runs in stages (ByteTrack): sure detections (``Person.score >= high_score``) are matched to the
+    confirmed tracks first; unsure detections then only continue confirmed tracks left over, and never start
+    one; sure detections still left continue tentative tracks or start new ones. A new track stays tentative,
+    without an id, until sure detections matched it in ``min_hits`` consecutive frames (SORT); a tentative track
+    that misses a frame is dropped, so short-lived spurious boxes use up no ids. Tracks begun while the tracker
+    has seen fewer than ``min_hits`` frames are confirmed at once (there is no history to check them against).
+
+    max_age: frames a confirmed track survives unmatched (a person returning within it gets the same id).
     min_similarity: least OKS/IoU similarity (0..1) for a detection to continue a track.
     buffer: growth of a lost track's box per missed frame, as a fraction of its size (see ``similarity``).
+    high_score: least person score of a detection that may start a track (0: every detection may). The default
+        suits detector+pose models, whose score is box score x mean keypoint score: on vtest.avi people score
+        0.16-0.5 and the detector's false positives on static objects 0.03-0.08.
+    min_hits: consecutive sure matches, the first detection included, that confirm a track (1: at once).
     """
 
-    def __init__(self, max_age: int = 30, min_similarity: float = 0.2, buffer: float = 0.2) -> None:
+    def __init__(self, max_age: int = 30, min_similarity: float = 0.2, buffer: float = 0.2,
+                 high_score: float = 0.15, min_hits: int = 3) -> None:
         if max_age < 0:
             raise ValueError(f"max_age must be >= 0, got {max_age}")
+        if min_hits < 1:
+            raise ValueError(f"min_hits must be >= 1, got {min_hits}")
         self.max_age, self.min_similarity, self.buffer = max_age, min_similarity, buffer
+        self.high_score, self.min_hits = high_score, min_hits
+        #: Confirmed tracks by id, lost ones (age > 0) included.
         self.tracks: dict[int, Track] = {}
+        #: Tracks not confirmed yet, each matched in the latest frame.
+        self.tentative: list[Track] = []
+        self.frames = 0
         self._next_id = 1
 
     def update(self, people: list[Person]) -> list[Person]:
-        """Copies of ``people`` (same order) with ``track_id`` set; advances every track by one frame."""
-        tracks = list(self.tracks.values())
-        ids: list[int | None] = [None] * len(people)
+        """Copies of ``people`` (same order) with ``track_id`` set: the id of the confirmed track each continues,
+        None for people not (yet) tracked (tentative tracks, unsure detections matching no track). Advances
+        every track by one frame."""
+        self.frames += 1
+        owner: list[Track | None] = [None] * len(people)
+        sure = [i for i, p in enumerate(people) if p.score >= self.high_score]
+        unsure = [i for i, p in enumerate(people) if p.score < self.high_score]
+        confirmed = list(self.tracks.values())
         # Exact positions first; then what is left, with lost tracks' boxes buffered.
-        for buffer in (0.0, self.buffer):
-            free_t = [t for t in tracks if t.track_id not in ids]
-            free_d = [di for di, tid in enumerate(ids) if tid is None]
-            if not free_t or not free_d:
-                continue
-            sim = similarity(free_t, [people[di] for di in free_d], buffer)
-            for ti, fi in assign(sim, self.min_similarity):
-                free_t[ti].update(people[free_d[fi]])
-                ids[free_d[fi]] = free_t[ti].track_id
-        matched = set(ids)
-        for track in tracks:
-            if track.track_id not in matched:
+        self._match(confirmed, people, sure, owner, (0.0, self.buffer))
+        self._match(confirmed, people, unsure, owner, (0.0,))
+        self._match(self.tentative, people, sure, owner, (0.0,))
+        matched = {id(t) for t in owner if t is not None}
+        for track in confirmed:
+            if id(track) not in matched:
                 track.age += 1
                 if track.age > self.max_age:
                     del self.tracks[track.track_id]
-        for di, person in enumerate(people):
-            if ids[di] is None:
-                ids[di] = self._next_id
-                self.tracks[self._next_id] = Track(self._next_id, person.keypoints, person.box.astype(np.float64))
-                self._next_id += 1
-        return [dataclasses.replace(p, track_id=tid) for p, tid in zip(people, ids)]
+        self.tentative = [t for t in self.tentative if id(t) in matched]
+        for i in sure:
+            if owner[i] is None:
+                owner[i] = Track(None, people[i], people[i].box.astype(np.float64))
+                self.tentative.append(owner[i])
+        for track in [t for t in self.tentative if t.hits >= self.min_hits or self.frames < self.min_hits]:
+            track.track_id, self._next_id = self._next_id, self._next_id + 1
+            self.tracks[track.track_id] = track
+            self.tentative.remove(track)
+        return [dataclasses.replace(p, track_id=t.track_id if t is not None else None) for p, t in zip(people, owner)]
+
+    def _match(self, tracks: list[Track], people: list[Person], candidates: list[int], owner: list[Track | None],
+               buffers: tuple[float, ...]) -> None:
+        """Hungarian-match the tracks not yet in ``owner`` to the ``candidates`` (indices into people) not yet
+        owned, once per buffer in turn; writes the pairs into ``owner`` and updates the tracks."""
+        for buffer in buffers:
+            taken = {id(t) for t in owner if t is not None}
+            free_t = [t for t in tracks if id(t) not in taken]
+            free_d = [i for i in candidates if owner[i] is None]
+            if not free_t or not free_d:
+                continue
+            sim = similarity(free_t, [people[i] for i in free_d], buffer)
+            for ti, di in assign(sim, self.min_similarity):
+                free_t[ti].update(people[free_d[di]])
+                owner[free_d[di]] = free_t[ti]
 
     @property
     def live_ids(self) -> set[int]:
-        """Ids of the tracks still kept (seen within max_age frames)."""
+        """Ids of the confirmed tracks still kept (seen within max_age frames)."""
         return set(self.tracks)
+
+    @property
+    def active(self) -> list[Track]:
+        """Tracks matched in the latest frame, confirmed ones (by id) first, then tentative ones."""
+        return [t for t in self.tracks.values() if t.age == 0] + self.tentative

@@ -15,6 +15,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from posekit.errors import PosekitError
 from posekit.pipeline.smooth import CENTRE_PARAMS, KEYPOINT_PARAMS, WORLD_PARAMS, OneEuroParams, PoseSmoother
-from posekit.pipeline.track import Tracker
+from posekit.pipeline.track import Track, Tracker, box_iou, pose_overlap
 from posekit.types import Person, box_from_keypoints
 
 #: Frame rate assumed when a source does not report a usable one.
@@ -342,17 +343,52 @@ def crop_box(person: Person, shift: np.ndarray, expand: float, image_size: tuple
     return np.clip(np.concatenate([centre - half, centre + half]), 0, [w, h, w, h]).astype(np.float32)
 
 
-def estimate(estimator: Estimator, image: np.ndarray, previous: list[Person], tracker: Tracker, *,
-             use_crops: bool, min_crop_score: float, crop_expand: float) -> tuple[list[Person], bool]:
-    """People in ``image`` and whether the full-image path ran (see ``track_video`` for the crop strategy)."""
+def carry_box_score(person: Person, previous: Person) -> Person:
+    """``person`` found in a crop around ``previous``, scored like a detection: an estimator that multiplies a
+    detector's box score into Person.score records it in ``extras["box_score"]``; the crop inherits it."""
+    box_score = previous.extras.get("box_score")
+    if box_score is None or "box_score" in person.extras:
+        return person
+    return replace(person, score=person.score * box_score, extras={**person.extras, "box_score": box_score})
+
+
+def drop_drifted(people: list[Person], tracks: list[Track], max_overlap: float = 0.5) -> list[Person]:
+    """``people`` found in crops around ``tracks`` (one each, same order) less those whose crop drifted onto
+    someone another crop found too (pose OKS above ``max_overlap``, as when two people walk side by side): of
+    such a group, the person nearest to where their own track was expected is kept. Order is preserved."""
+    if len(people) < 2:
+        return people
+    overlap = pose_overlap(people)
+    drift = [np.linalg.norm(_joint_centre(p.keypoints) - _joint_centre(t.predicted_keypoints()))
+             for p, t in zip(people, tracks)]
+    kept: list[int] = []
+    for i in np.argsort(drift, kind="stable"):
+        if all(overlap[i, j] <= max_overlap for j in kept):
+            kept.append(int(i))
+    return [people[i] for i in sorted(kept)]
+
+
+def _joint_centre(keypoints: np.ndarray) -> np.ndarray:
+    """(2,) centre of the box around the joints scoring above 0.2."""
+    box = box_from_keypoints(keypoints, 0.2)
+    return (box[:2] + box[2:]) / 2
+
+
+def estimate(estimator: Estimator, image: np.ndarray, tracks: list[Track], *, use_crops: bool,
+             min_crop_score: float, crop_expand: float, max_crop_overlap: float = 1.0) -> tuple[list[Person], bool]:
+    """People in ``image`` and whether the full-image path ran (see ``track_video`` for the crop strategy);
+    ``tracks`` are the tracks matched in the previous frame. The default max_crop_overlap never refuses crops."""
     multi = getattr(estimator, "multi_person", True)
-    if use_crops and previous and (multi or all(p.score >= min_crop_score for p in previous)):
+    if use_crops and tracks and (multi or all(t.person.score >= min_crop_score for t in tracks)):
         size = (image.shape[1], image.shape[0])
-        boxes = np.stack([crop_box(p, tracker.tracks[p.track_id].velocity, crop_expand, size) for p in previous])
+        boxes = np.stack([crop_box(t.person, t.velocity, crop_expand, size) for t in tracks])
+        overlap = box_iou(boxes[:, None], boxes[None]) - np.eye(len(boxes))
+        if overlap.max() > max_crop_overlap:  # people crossing: a crop may slide onto the other person
+            return estimator(image), True
         people = estimator(image, boxes=boxes)
         sure = [p.score >= min_crop_score for p in people]
         if people and (all(sure) or (multi and any(sure))):
-            return people, False
+            return drop_drifted([carry_box_score(p, t.person) for p, t in zip(people, tracks)], tracks), False
     return estimator(image), True
 
 
@@ -369,6 +405,8 @@ def track_video(
     smooth: bool = True,
     max_age: int = 30,
     min_similarity: float = 0.2,
+    high_score: float = 0.15,
+    min_hits: int = 3,
     smoothing: OneEuroParams = KEYPOINT_PARAMS,
     smoothing_centre: OneEuroParams = CENTRE_PARAMS,
     smoothing_3d: OneEuroParams = WORLD_PARAMS,
@@ -376,6 +414,7 @@ def track_video(
     redetect_every: int | None = None,
     min_crop_score: float = 0.3,
     crop_expand: float = 1.2,
+    max_crop_overlap: float = 0.4,
 ) -> Iterator[TrackedFrame]:
     """Stream a video through ``estimator``, track people and smooth their keypoints, frame by frame.
 
@@ -383,33 +422,39 @@ def track_video(
     when the generator ends, so wrap the generator in ``contextlib.closing`` to stop early (Ctrl-C) cleanly.
     Memory stays flat: one frame is in flight plus the reader's small queue.
 
+    Tracking (see ``Tracker`` for max_age, min_similarity, high_score, min_hits): only people of confirmed
+    tracks are yielded, so a person appears, with an id, from the frame their track is confirmed.
+
     Crop-from-previous-frame (MoveNet's video strategy; default: on when ``estimator.top_down``, i.e. it accepts
-    boxes): the estimator runs on boxes around last frame's smoothed people, expanded by ``crop_expand`` and moved
-    by their velocity, so a detector or whole-image pass is skipped. A person scoring below ``min_crop_score``
-    counts as lost. A single-person estimator goes back to the full image (on the same frame) when its person is
-    lost or was unsure; a multi-person one when every person is lost, and every ``redetect_every`` frames to
-    find newcomers and drop people who left (default: never forced for single-person estimators, every 5 frames
-    for multi-person ones; 1 = always the full image).
+    boxes): the estimator runs on boxes around the people of last frame's tracks (tentative ones included),
+    expanded by ``crop_expand`` and moved by their velocity, so a detector or whole-image pass is skipped. A crop
+    whose person the estimator scores below ``min_crop_score`` counts as lost; people found in crops keep the
+    detector box score of their track (see ``carry_box_score``); a crop that found the same person as another
+    one is dropped (``drop_drifted``). When two crops overlap by more than ``max_crop_overlap`` IoU (people
+    crossing, where a crop slides onto the other person), the frame goes to the full image instead. A
+    single-person estimator goes back to the full image (on the same frame) when its person is lost or was
+    unsure; a multi-person one when every person is lost, and every ``redetect_every`` frames to find newcomers
+    and drop people who left (default: never forced for single-person estimators, every 5 frames for
+    multi-person ones; 1 = always the full image).
     """
     src = source if isinstance(source, VideoSource) else VideoSource(source)
-    tracker = Tracker(max_age=max_age, min_similarity=min_similarity)
+    tracker = Tracker(max_age=max_age, min_similarity=min_similarity, high_score=high_score, min_hits=min_hits)
     smoother = PoseSmoother(smoothing, smoothing_centre, smoothing_3d) if smooth else None
     crops = getattr(estimator, "top_down", True) if crop_from_previous is None else crop_from_previous
     if redetect_every is None:
         redetect_every = 5 if getattr(estimator, "multi_person", True) else 0
-    previous: list[Person] = []
     since_full = 0
     try:
         for index, t, image in src:
             due = redetect_every > 0 and since_full + 1 >= redetect_every
-            people, full = estimate(estimator, image, previous, tracker, use_crops=crops and not due,
-                                    min_crop_score=min_crop_score, crop_expand=crop_expand)
+            people, full = estimate(estimator, image, tracker.active, use_crops=crops and not due,
+                                    min_crop_score=min_crop_score, crop_expand=crop_expand,
+                                    max_crop_overlap=max_crop_overlap)
             since_full = 0 if full else since_full + 1
-            people = tracker.update(people)
+            people = [p for p in tracker.update(people) if p.track_id is not None]
             if smoother is not None:
                 smoother.retain(tracker.live_ids)
                 people = smoother(people, t)
-            previous = people
             yield TrackedFrame(index, image, people, t)
     finally:
         src.close()
