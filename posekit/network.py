@@ -32,17 +32,20 @@ class Network:
     """An ONNX Runtime session over an imported zoo graph.
 
     ``run`` takes one array (for single-input networks) or a dict keyed by input name, and returns every
-    output keyed by its TF.js tensor name (e.g. ``"Identity:0"``).
+    output keyed by its TF.js tensor name (e.g. ``"Identity:0"``).  spin: whether ONNX Runtime's idle threads
+    busy-wait for the next operator (default: `default_spin`).
     """
 
     def __init__(self, onnx_path: Path, spec: ModelSpec | None = None, threads: int | None = None,
-                 providers: Sequence[str] | None = None) -> None:
+                 providers: Sequence[str] | None = None, spin: bool | None = None) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or default_threads()
         options.inter_op_num_threads = 1
+        spin = default_spin() if spin is None else spin
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         options.log_severity_level = 3
         self.providers = list(providers or default_providers())
         self.session = ort.InferenceSession(str(onnx_path), options, providers=self.providers)
@@ -93,6 +96,13 @@ def default_threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
+
+
+def default_spin() -> bool:
+    """$POSEKIT_SPIN=1: idle ONNX Runtime threads busy-wait (lowest latency for one network on an otherwise idle
+    machine).  Off by default: a spinning pool takes the cores from whatever runs next (the other network of a
+    two-stage model, video decoding, other processes), which costs more than the wake-up latency it saves."""
+    return os.environ.get("POSEKIT_SPIN", "0") not in ("", "0")
 
 
 def default_providers() -> list[str]:

@@ -67,6 +67,41 @@ def test_centre_prior_prefers_the_person_nearest_the_frame_centre():
     assert np.abs(out[:, :2] * 8 - 4).max() < 2.5  # decoded around (4, 4), not the (0, 0) person's joints
 
 
+def _refine_everywhere(heatmap, coarse):
+    """Reference for refine_joints: score every cell of every joint, first maximum in row-major order."""
+    h, w, k = heatmap.shape
+    rows = np.arange(h, dtype=np.float32)[:, None, None]
+    cols = np.arange(w, dtype=np.float32)[None, :, None]
+    value = mn.sigmoid(heatmap) / (np.sqrt((rows - coarse[:, 0]) ** 2 + (cols - coarse[:, 1]) ** 2)
+                                   + np.float32(np.float16(mn.DISTANCE_BIAS)))
+    best = value.reshape(h * w, k).argmax(axis=0)
+    return best // w, best % w, mn.sigmoid(heatmap).reshape(h * w, k)[best, np.arange(k)]
+
+
+@pytest.mark.parametrize("case", ["smooth", "peaks", "ties", "flat", "far", "tiny"])
+def test_windowed_refinement_equals_the_search_of_every_cell(case):
+    rng = np.random.default_rng(["smooth", "peaks", "ties", "flat", "far", "tiny"].index(case))
+    for _ in range(60):
+        h = w = 5 if case == "tiny" else int(rng.choice([8, 48, 64]))
+        heat = rng.normal(-4, 2, (h, w, K)).astype(np.float32)
+        coarse = rng.uniform(-2, h + 2, (K, 2)).astype(np.float32)
+        if case == "peaks":  # bright decoys far from the coarse joints force the wider second search
+            heat[rng.integers(h, size=K), rng.integers(w, size=K), np.arange(K)] = 8.0
+        elif case == "ties":
+            heat = np.round(heat / 2).astype(np.float32) * 2
+            coarse = np.round(coarse).astype(np.float32)
+        elif case == "flat":  # equal logits everywhere: the nearest cell wins, first in row-major order on ties
+            heat[:] = -30.0
+            coarse = np.round(coarse * 2).astype(np.float32) / 2
+        elif case == "far":  # regressed joints well outside the grid
+            coarse = rng.uniform(-3 * h, 4 * h, (K, 2)).astype(np.float32)
+        ky, kx, score = mn.refine_joints(heat, coarse)
+        ry, rx, rscore = _refine_everywhere(heat, coarse)
+        np.testing.assert_array_equal(ky, ry)
+        np.testing.assert_array_equal(kx, rx)
+        np.testing.assert_array_equal(score, rscore)
+
+
 def test_center_weight():
     w = mn.center_weight(48, 48)
     assert w.shape == (48, 48) and w.dtype == np.float32
