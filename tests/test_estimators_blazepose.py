@@ -139,3 +139,48 @@ def test_people_options_and_empty_boxes(full, coco_mini):
     people = full(blank, boxes)
     assert len(people) == 2 and all(p.score < 0.3 for p in people)
     assert len(full(blank)) == 0
+
+
+def test_mirror_landmarks_undoes_a_mirrored_crop():
+    rng = np.random.default_rng(3)
+    lm = bp.BlazePoseLandmarks(keypoints=rng.uniform(0, 256, (33, 3)).astype(np.float32),
+                               presence=rng.uniform(0, 1, 33).astype(np.float32),
+                               world=rng.normal(0, 0.3, (33, 3)).astype(np.float32),
+                               aux=rng.uniform(0, 256, (2, 2)).astype(np.float32), pose_score=0.7)
+    back = bp.mirror_landmarks(lm)
+    left, right = BLAZEPOSE33.index("left_wrist"), BLAZEPOSE33.index("right_wrist")
+    assert back.keypoints[left].tolist() == pytest.approx([256 - lm.keypoints[right, 0], *lm.keypoints[right, 1:]])
+    assert back.world[left].tolist() == pytest.approx([-lm.world[right, 0], *lm.world[right, 1:]])
+    assert back.presence[left] == lm.presence[right] and back.pose_score == 0.7
+    np.testing.assert_allclose(back.aux, np.column_stack([256 - lm.aux[:, 0], lm.aux[:, 1]]))
+    twice = bp.mirror_landmarks(back)
+    for field in ("keypoints", "presence", "world", "aux"):
+        np.testing.assert_allclose(getattr(twice, field), getattr(lm, field), atol=1e-5)
+
+
+@pytest.mark.network
+def test_flip_test_mirrors_each_roi_crop(full, coco_mini, monkeypatch):
+    from posekit.pipeline.flip import flip_test
+
+    image = read_image(coco_mini / "train2017" / "000000535506.jpg", apply_exif=False)  # one standing woman
+    box = np.array([[140, 200, 300, 640]], np.float32)
+    flipped = flip_test(full)
+    assert isinstance(flipped, est.BlazePose) and flipped.flip and not full.flip
+    assert flipped.landmarker is full.landmarker  # networks shared, not reloaded
+    (plain,) = full(image, box)
+    (fused,) = flipped(image, box)
+    # the mirrored crop, un-mirrored, lands on the same body: had x or left/right not been undone, the fused
+    # points would sit between the sides (~the shoulder width away) or far from the plain answer
+    sure = (plain.keypoints[:, 2] > 0.8) & (fused.keypoints[:, 2] > 0.8)
+    assert sure.sum() >= 15
+    err = np.linalg.norm(fused.keypoints[sure, :2] - plain.keypoints[sure, :2], axis=1)
+    assert np.median(err) <= 4.0  # px, on a 440 px tall person; measured 1.6
+    lsh, rsh = BLAZEPOSE33.index("left_shoulder"), BLAZEPOSE33.index("right_shoulder")
+    assert np.sign(fused.keypoints[lsh, 0] - fused.keypoints[rsh, 0]) == np.sign(
+        plain.keypoints[lsh, 0] - plain.keypoints[rsh, 0])
+    # one detector run, two landmark runs (the crop and its mirror)
+    runs = []
+    for net in (full.detector, full.landmarker):
+        monkeypatch.setattr(net, "run", lambda x, net=net, run=net.run: runs.append(net) or run(x))
+    flipped(image, box)
+    assert runs.count(full.detector) == 1 and runs.count(full.landmarker) == 2

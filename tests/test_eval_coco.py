@@ -12,8 +12,10 @@ import pytest
 import posekit
 from posekit.cli import main
 from posekit.errors import PosekitError
+from posekit.estimators.base import Estimator
 from posekit.eval.cocoeval import coco, load_annotations, score_results, write_results
-from posekit.pipeline.flip import FlipTest, mirror_boxes, unmirror_person
+from posekit.pipeline.flip import FlipTest, flip_test, mirror_boxes, unmirror_person
+from posekit.pipeline.topdown import TopDown
 from posekit.skeleton import BLAZEPOSE33, COCO17, MPII16
 from posekit.types import Person
 
@@ -372,3 +374,35 @@ def test_real_coco_ap_printed_equals_pycocotools_on_the_results_file(coco_mini, 
     assert printed["AP"] == f"{evaluator.stats[0]:.3f}" and printed["AR"] == f"{evaluator.stats[5]:.3f}"
     assert score_results(ann, out)["AP"] == evaluator.stats[0]
     assert evaluator.stats[0] > 0.25  # TF.js itself: 0.306 on this set (../shared/golden/README.md)
+
+
+def test_flip_test_uses_an_estimators_own_flip_and_top_down_detects_once():
+    class Detector:
+        name = "boxes"
+        calls = 0
+
+        def detect(self, image):
+            Detector.calls += 1
+            return np.array([[0.0, 0.0, 20.0, 100.0]], np.float32), np.array([0.9], np.float32)
+
+    class Pose(Estimator):
+        skeleton = COCO17
+        name = "pose"
+        seen: list = []
+
+        def predict(self, image, boxes=None):
+            Pose.seen.append(boxes.copy())
+            kp = np.tile([10.0, 50.0, 0.5], (17, 1))
+            if image[0, -1, 1] == 255:  # mirrored: the same point, seen from the other side
+                kp[:, 0] = image.shape[1] - 10.0
+            return [Person(kp, box=b, score=0.5) for b in boxes]
+
+    generic = flip_test(Pose())
+    assert isinstance(generic, FlipTest) and generic.skeleton is COCO17
+    pipeline = flip_test(TopDown(Detector(), Pose()))
+    assert isinstance(pipeline, TopDown) and isinstance(pipeline.pose, FlipTest)
+    (person,) = pipeline(_image(1))
+    assert Detector.calls == 1  # the detector is not run on the mirrored image
+    assert [b.tolist() for b in Pose.seen] == [[[0, 0, 20, 100]], [[W - 20, 0, W, 100]]]
+    assert person.keypoints[:, 0] == pytest.approx(10.0) and person.score == pytest.approx(0.9 * 0.5)
+    assert set(pipeline.timings) >= {"detect"}

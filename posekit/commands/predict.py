@@ -125,9 +125,9 @@ def run(args: argparse.Namespace) -> int:
         raise PosekitError("no images to process (check the paths)")
     est = posekit.load(model)
     if args.flip:
-        from posekit.pipeline.flip import FlipTest
+        from posekit.pipeline.flip import flip_test
 
-        est = FlipTest(est)
+        est = flip_test(est)
     out_dir = Path(args.out)
     results: list[dict[str, Any]] = []
     failed = len(missing)

@@ -288,6 +288,18 @@ def detection_to_image(det: Detection, back: Affine) -> Detection:
     return Detection(corners, det.score, apply_affine(det.keypoints, back).astype(np.float32))
 
 
+def mirror_landmarks(lm: BlazePoseLandmarks, width: float = LANDMARK_INPUT_SIZE) -> BlazePoseLandmarks:
+    """Landmarks decoded from a left-right mirrored crop (``width`` pixels wide) -> the same in the crop itself:
+    x -> width - x, left/right points swapped, world x negated, aux points mirrored."""
+    perm = BLAZEPOSE33.flip_permutation()
+    keypoints, world, aux = lm.keypoints[perm].copy(), lm.world[perm].copy(), lm.aux.copy()
+    keypoints[:, 0] = width - keypoints[:, 0]
+    aux[:, 0] = width - aux[:, 0]
+    world[:, 0] = -world[:, 0]
+    return BlazePoseLandmarks(keypoints=keypoints, presence=lm.presence[perm].copy(), world=world, aux=aux,
+                              pose_score=lm.pose_score)
+
+
 def landmarks_to_image(lm: BlazePoseLandmarks, back: Affine) -> BlazePoseLandmarks:
     """Landmarks decoded from a (rotated) crop -> image pixels; ``back`` maps crop px -> image px
     (``preprocess_landmarks``'s, the inverse of the crop affine). Keypoints and aux points are back-projected,

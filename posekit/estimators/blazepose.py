@@ -6,10 +6,14 @@ upright to 256 x 256 and runs the landmark model.  The maths lives in `posekit.d
 wires it to the networks.
 
 Timings: ``detect`` (the whole detector stage: letterbox, network, decode), then ``preprocess`` / ``network`` /
-``decode`` of the landmark stage.
+``decode`` of the landmark stage.  Flip test (``flip=True``, `BlazePose.flipped`): each ROI crop is also run
+mirrored and the two answers fused (`posekit.pipeline.flip.fuse_people`); mirroring the whole image instead would
+re-run the detector, whose ROI then differs.
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 
@@ -19,6 +23,7 @@ from posekit.errors import PosekitError
 from posekit.estimators.base import Estimator
 from posekit.estimators.registry import register
 from posekit.network import load_network
+from posekit.pipeline.flip import fuse_people
 from posekit.skeleton import BLAZEPOSE33
 from posekit.transforms import Affine, compose_affine, crop_box, invert_affine
 from posekit.types import Person, box_from_keypoints
@@ -78,7 +83,8 @@ class BlazePose(Estimator):
     is kept (`roi_for_box`; an upright ROI from the box when the detector finds nobody there).
     Keypoints: (33, 3) image pixels + visibility; keypoints_3d: (33, 3) metres, hip-centred, image axes.
     Person.score: see `person_score`.  refine: heatmap refinement of the landmarks (as MediaPipe; off skips the
-    heatmap head).  The landmark network runs without its segmentation head.  threads: ONNX Runtime threads.
+    heatmap head).  flip: flip test on each ROI crop (twice the landmark time).  The landmark network runs without
+    its segmentation head.  threads: ONNX Runtime threads.
     """
 
     multi_person = True
@@ -87,7 +93,7 @@ class BlazePose(Estimator):
 
     def __init__(self, model: str = "blazepose-full", max_people: int = 5, detector_threshold: float = 0.5,
                  pose_threshold: float = 0.5, crop_margin: float = DETECTOR_CROP_MARGIN, refine: bool = True,
-                 threads: int | None = None) -> None:
+                 flip: bool = False, threads: int | None = None) -> None:
         super().__init__()
         if model not in LANDMARK_MODELS:
             raise PosekitError(f"BlazePose landmark model must be one of {', '.join(LANDMARK_MODELS)}, got {model!r}")
@@ -104,6 +110,7 @@ class BlazePose(Estimator):
         self.pose_threshold = float(pose_threshold)
         self.crop_margin = float(crop_margin)
         self.refine = bool(refine)
+        self.flip = bool(flip)
         self.anchors = bp.generate_anchors()
         self.detector = load_network("blazepose-detector", threads=threads)
         # cut off the unused segmentation decoder (and the heatmap when not refining): ~6 ms less per crop
@@ -116,9 +123,9 @@ class BlazePose(Estimator):
                 rois = self._rois(image_rgb)[: self.max_people]
             people = []
             for roi in rois:
-                lm = self._landmarks(image_rgb, roi)
-                if lm.pose_score >= self.pose_threshold:
-                    people.append(to_person(lm))
+                landmarks = self._landmarks(image_rgb, roi)
+                if np.mean([lm.pose_score for lm in landmarks]) >= self.pose_threshold:
+                    people.append(self._person(landmarks))
             return people
         people = []
         for box in boxes:
@@ -127,8 +134,14 @@ class BlazePose(Estimator):
                 crop, m = crop_box(image_rgb, box, (size, size), margin=self.crop_margin)
                 rois = self._rois(crop, invert_affine(m))
                 roi = roi_for_box(rois, box)
-            people.append(to_person(self._landmarks(image_rgb, roi), box))
+            people.append(self._person(self._landmarks(image_rgb, roi), box))
         return people
+
+    def flipped(self) -> BlazePose:
+        """This estimator (sharing its networks) with the flip test on each ROI crop."""
+        twin = copy.copy(self)
+        twin.flip, twin.timings = True, {}
+        return twin
 
     def _rois(self, image_rgb: np.ndarray, to_image: Affine | None = None) -> list[bp.Roi]:
         """Detector ROIs on ``image_rgb``, best first, in its pixels, or mapped by ``to_image`` (an affine from
@@ -139,14 +152,25 @@ class BlazePose(Estimator):
         dets = bp.decode_detections(self.detector.run(x), self.anchors, self.detector_threshold)
         return [bp.detection_to_roi(bp.detection_to_image(d, back)) for d in dets]
 
-    def _landmarks(self, image_rgb: np.ndarray, roi: bp.Roi) -> bp.BlazePoseLandmarks:
-        """Landmarks of the person in ``roi`` (image pixels), in image pixels."""
+    def _landmarks(self, image_rgb: np.ndarray, roi: bp.Roi) -> list[bp.BlazePoseLandmarks]:
+        """Landmarks of the person in ``roi`` (image pixels), in image pixels: from the crop, and with the flip
+        test also from the mirrored crop (un-mirrored)."""
         with self.stage("preprocess"):
             x, back = bp.preprocess_landmarks(image_rgb, roi)
-        with self.stage("network"):
-            out = self.landmarker.run(x)
-        with self.stage("decode"):
-            return bp.landmarks_to_image(bp.decode_landmark_outputs(out, self.refine), back)
+            inputs = [x, np.ascontiguousarray(x[:, :, ::-1])] if self.flip else [x]
+        results = []
+        for mirrored, crop in enumerate(inputs):
+            with self.stage("network"):
+                out = self.landmarker.run(crop)
+            with self.stage("decode"):
+                lm = bp.decode_landmark_outputs(out, self.refine)
+                results.append(bp.landmarks_to_image(bp.mirror_landmarks(lm) if mirrored else lm, back))
+        return results
+
+    def _person(self, landmarks: list[bp.BlazePoseLandmarks], box: np.ndarray | None = None) -> Person:
+        """`to_person` of one set of landmarks, or the fusion of a flip test's two."""
+        people = [to_person(lm, box) for lm in landmarks]
+        return people[0] if len(people) == 1 else fuse_people(*people)
 
 
 def _factory(model: str):

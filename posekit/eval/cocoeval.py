@@ -352,12 +352,12 @@ def load_estimator(model: str | Estimator, model_options: dict[str, Any]) -> tup
 
 
 def with_flip(estimator: Estimator, flip: bool) -> Estimator:
-    """The estimator, wrapped in the generic flip test (`posekit.pipeline.flip.FlipTest`) when flip is set."""
+    """The estimator with the flip test (`posekit.pipeline.flip.flip_test`) when flip is set."""
     if not flip:
         return estimator
-    from posekit.pipeline.flip import FlipTest
+    from posekit.pipeline.flip import flip_test
 
-    return FlipTest(estimator)
+    return flip_test(estimator)
 
 
 def _resolve(model: str | Estimator, boxes: str, flip: bool, model_options: dict[str, Any]) -> tuple[Estimator, str]:
@@ -391,7 +391,7 @@ def coco(
     """Evaluate a model on a COCO person-keypoints set and return the numbers as a dict.
 
     model: a zoo name (loaded with ``posekit.load(model, **model_options)``) or an estimator callable.
-    boxes: "gt" (gt-boxes protocol) or "detector" (end-to-end).  flip: generic flip test (`FlipTest`).
+    boxes: "gt" (gt-boxes protocol) or "detector" (end-to-end).  flip: flip test (`posekit.pipeline.flip.flip_test`).
     min_score, oks_nms: end-to-end only: drop people scoring below min_score; OKS-NMS at that OKS (None: off).
     out: also write the COCO results json there (atomically).  Keys: AP, AP50, AP75, APm, APl, AR, AR50, AR75,
     ARm, ARl (COCOeval, None where undefined), PCK@0.2, per_joint, pck_people, model, protocol, flip, options,

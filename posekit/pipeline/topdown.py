@@ -37,6 +37,12 @@ class TopDown(Estimator):
         self.skeleton = pose.skeleton
         self.name = f"{detector.name}+{pose.name}"
 
+    def flipped(self) -> TopDown:
+        """This pipeline with the flip test on its pose model's crops (the detector still runs once)."""
+        from posekit.pipeline.flip import flip_test
+
+        return TopDown(self.detector, flip_test(self.pose))
+
     def predict(self, image_rgb: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
         self.pose.timings = {}
         if boxes is not None:
