@@ -4,6 +4,7 @@ pipeline with a fake single-person estimator that really looks at the pixels."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 from dataclasses import replace
@@ -418,3 +419,16 @@ def test_crossing_people_send_the_frame_to_the_full_image():
     est.calls.clear()
     _, full = estimate(est, image, tracker.active, **options)
     assert full and est.calls == [None]  # crossing: straight to the full image
+
+
+@pytest.mark.network
+@pytest.mark.skipif(not VTEST.is_file(), reason=f"{VTEST} not found (apt-get install opencv-doc)")
+def test_ids_stay_stable_on_the_real_vtest_clip():
+    import posekit
+    from posekit.pipeline.metrics import video_stats
+
+    frames = [f.people for f in itertools.islice(track_video(VTEST, posekit.load(posekit.DEFAULT_VIDEO_MODEL)), 150)]
+    stats = video_stats(frames)
+    # the first 15 s: 11 ids now; 35 before two-stage association, confirmation and the crop guards
+    assert stats["tracks"] <= 14 and stats["median_track_frames"] >= 50
+    assert stats["jitter_cut"] >= 0.3
