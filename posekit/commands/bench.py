@@ -73,7 +73,7 @@ def run_models(args: argparse.Namespace) -> int:
     print(f"# {Path(image_path).name} {image.shape[1]}x{image.shape[0]}; median ms over {args.runs} runs, "
           f"{posekit.network.default_threads()} threads\n")
     print("| model | people | person detector | pre-processing | network | decoding | other | total "
-          "| (pre+dec)/network |")
+          "| (pre+dec)/network, median per call |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name in args.model:
         est = posekit.load(name)
@@ -81,7 +81,7 @@ def run_models(args: argparse.Namespace) -> int:
         t = time_stages(est, image, runs=args.runs, warmup=args.warmup)
         det, pre, net, dec = (t.get(k, 0.0) for k in ("detect", "preprocess", "network", "decode"))
         other = max(t["total"] - det - pre - net - dec, 0.0)
-        ratio = f"{(pre + dec) / net:.1%}" if net else "-"
+        ratio = f"{t['overhead']:.1%}" if "overhead" in t else "-"
         print(f"| {name} | {found} | {det:.1f} | {pre:.1f} | {net:.1f} | {dec:.1f} | {other:.1f} | {t['total']:.1f} "
               f"| {ratio} |", flush=True)
     return 0

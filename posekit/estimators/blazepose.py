@@ -5,10 +5,12 @@ centre and a full-body scale point; they give a rotated square region of interes
 upright to 256 x 256 and runs the landmark model.  The maths lives in `posekit.decode.blazepose`; this module
 wires it to the networks.
 
-Timings: ``detect`` (the whole detector stage: letterbox, network, decode), then ``preprocess`` / ``network`` /
-``decode`` of the landmark stage.  Flip test (``flip=True``, `BlazePose.flipped`): each ROI crop is also run
-mirrored and the two answers fused (`posekit.pipeline.flip.fuse_people`); mirroring the whole image instead would
-re-run the detector, whose ROI then differs.
+Timings: ``preprocess`` / ``network`` / ``decode`` add up both stages (the detector's letterbox or box crop, its
+network, its decoding + NMS + ROIs; then the landmark crops, network and decoding).
+
+Flip test (``flip=True``, `BlazePose.flipped`): each ROI crop is also run mirrored and the two answers fused
+(`posekit.pipeline.flip.fuse_people`); mirroring the whole image instead would re-run the detector, whose ROI then
+differs (that lowered AP on COCO).
 """
 
 from __future__ import annotations
@@ -119,8 +121,7 @@ class BlazePose(Estimator):
 
     def predict(self, image_rgb: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
         if boxes is None:
-            with self.stage("detect"):
-                rois = self._rois(image_rgb)[: self.max_people]
+            rois = self._rois(image_rgb)[: self.max_people]
             people = []
             for roi in rois:
                 landmarks = self._landmarks(image_rgb, roi)
@@ -129,10 +130,11 @@ class BlazePose(Estimator):
             return people
         people = []
         for box in boxes:
-            with self.stage("detect"):
+            with self.stage("preprocess"):
                 size = bp.DETECTOR_INPUT_SIZE
                 crop, m = crop_box(image_rgb, box, (size, size), margin=self.crop_margin)
-                rois = self._rois(crop, invert_affine(m))
+            rois = self._rois(crop, invert_affine(m))
+            with self.stage("decode"):
                 roi = roi_for_box(rois, box)
             people.append(self._person(self._landmarks(image_rgb, roi), box))
         return people
@@ -146,11 +148,15 @@ class BlazePose(Estimator):
     def _rois(self, image_rgb: np.ndarray, to_image: Affine | None = None) -> list[bp.Roi]:
         """Detector ROIs on ``image_rgb``, best first, in its pixels, or mapped by ``to_image`` (an affine from
         ``image_rgb``'s pixels, e.g. of a crop, to the original image's)."""
-        x, back = bp.preprocess_detector(image_rgb)
-        if to_image is not None:
-            back = compose_affine(to_image, back)
-        dets = bp.decode_detections(self.detector.run(x), self.anchors, self.detector_threshold)
-        return [bp.detection_to_roi(bp.detection_to_image(d, back)) for d in dets]
+        with self.stage("preprocess"):
+            x, back = bp.preprocess_detector(image_rgb)
+            if to_image is not None:
+                back = compose_affine(to_image, back)
+        with self.stage("network"):
+            raw = self.detector.run(x)
+        with self.stage("decode"):
+            dets = bp.decode_detections(raw, self.anchors, self.detector_threshold)
+            return [bp.detection_to_roi(bp.detection_to_image(d, back)) for d in dets]
 
     def _landmarks(self, image_rgb: np.ndarray, roi: bp.Roi) -> list[bp.BlazePoseLandmarks]:
         """Landmarks of the person in ``roi`` (image pixels), in image pixels: from the crop, and with the flip

@@ -1,0 +1,38 @@
+"""posekit.bench statistics on fake estimators whose stage timings are known (no real timing asserted)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from posekit.bench import time_stages
+
+
+class Staged:
+    """Reports made-up stage timings, cycling through ``calls``."""
+
+    def __init__(self, calls):
+        self.calls = itertools.cycle(calls)
+        self.timings = {}
+
+    def __call__(self, image):
+        self.timings = dict(next(self.calls))
+        return []
+
+
+def test_overhead_is_the_median_of_per_call_ratios():
+    calls = [{"preprocess": 1.0, "network": 10.0, "decode": 1.0},  # 20 %
+             {"preprocess": 2.0, "network": 40.0, "decode": 2.0},  # 10 %: a slow call, same share
+             {"preprocess": 0.5, "network": 10.0, "decode": 0.5}]  # 10 %
+    t = time_stages(Staged(calls), np.zeros((4, 4, 3), np.uint8), runs=3, warmup=0)
+    assert t["overhead"] == pytest.approx(0.10)
+    # a ratio of the separate medians would say (1 + 1) / 10 = 20 %
+    assert (t["preprocess"] + t["decode"]) / t["network"] == pytest.approx(0.20)
+    assert t["network"] == 10.0 and "total" in t
+
+
+def test_no_overhead_without_a_network_stage():
+    t = time_stages(Staged([{"detect": 3.0}]), np.zeros((4, 4, 3), np.uint8), runs=2, warmup=0)
+    assert "overhead" not in t and t["detect"] == 3.0
