@@ -13,7 +13,6 @@ import contextlib
 import copy
 import io
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -304,14 +303,11 @@ def pck_stats(dataset: CocoKeypoints, results: list[dict[str, Any]], source_ids:
     vis = gts[..., 2] > 0
     per_joint = metrics.per_joint_pck(preds, gts, vis, norm, alpha)
     return {
-        f"PCK@{alpha:g}": _finite(metrics.pck(preds, gts, vis, norm, alpha)),
+        f"PCK@{alpha:g}": metrics.finite_or_none(metrics.pck(preds, gts, vis, norm, alpha)),
         "pck_people": int(np.isfinite(norm).sum()),
-        "per_joint": {name: _finite(v) for name, v in zip(COCO17_NAMES, per_joint)},
+        "per_joint": {name: metrics.finite_or_none(v) for name, v in zip(COCO17_NAMES, per_joint)},
     }
 
-
-def _finite(v: float) -> float | None:
-    return None if math.isnan(v) else float(v)
 
 
 def evaluate(dataset: CocoKeypoints, results: list[dict[str, Any]], source_ids: list[int] | None = None

@@ -6,6 +6,8 @@ with COCO visibility in column 2 (0 = not labelled, 1 = labelled but hidden, 2 =
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from posekit.skeleton import MPII16_NAMES
@@ -160,3 +162,8 @@ def pckh(pred: np.ndarray, gt: np.ndarray, vis: np.ndarray, head_size: np.ndarra
     return {**table, "Mean": pck(np.asarray(pred)[:, keep], np.asarray(gt)[:, keep], np.asarray(vis)[:, keep],
                                  head_size, alpha),
             "Mean (all 16)": pck(pred, gt, vis, head_size, alpha)}
+
+
+def finite_or_none(value: float) -> float | None:
+    """A metric for JSON reports: None where it is undefined (NaN: nothing to count), else a float."""
+    return None if math.isnan(value) else float(value)

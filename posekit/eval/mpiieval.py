@@ -14,7 +14,6 @@ HRNet and MMPose apply).  Scores: `posekit.eval.metrics.pckh` at alpha 0.5 and 0
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,21 +240,18 @@ def read_predictions(path: str | Path, dataset: MpiiSet) -> np.ndarray:
     return np.stack(poses) - MATLAB_ORIGIN
 
 
-def _finite(v: float) -> float | None:
-    return None if math.isnan(v) else float(v)
-
 
 def evaluate(dataset: MpiiSet, poses: np.ndarray) -> dict[str, Any]:
     """PCKh tables at `ALPHAS` (keys 'PCKh@0.5', 'PCKh@0.1'), per-joint PCKh@0.5 and counts; fractions, None
     where no joint counts.  poses (N, 16, 2+) pixels, in the dataset's record order."""
     size = metrics.head_sizes(dataset.headboxes)
     report: dict[str, Any] = {
-        f"PCKh@{a:g}": {k: _finite(v) for k, v in metrics.pckh(poses, dataset.joints, dataset.visible, size,
-                                                               a).items()}
+        f"PCKh@{a:g}": {k: metrics.finite_or_none(v)
+                        for k, v in metrics.pckh(poses, dataset.joints, dataset.visible, size, a).items()}
         for a in ALPHAS
     }
     per_joint = metrics.per_joint_pck(poses, dataset.joints, dataset.visible, size, ALPHAS[0])
-    report["per_joint"] = {name: _finite(v) for name, v in zip(MPII16_NAMES, per_joint)}
+    report["per_joint"] = {name: metrics.finite_or_none(v) for name, v in zip(MPII16_NAMES, per_joint)}
     return {**report, "joints_labelled": int(dataset.visible.sum()), "people": len(dataset.images),
             "images": len(set(dataset.images)), "notes": list(dataset.notes)}
 
