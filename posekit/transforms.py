@@ -30,8 +30,14 @@ def whole_image(image: np.ndarray) -> np.ndarray:
 
 
 def invert_affine(m: Affine) -> Affine:
-    """Inverse of a (2, 3) affine map."""
-    return np.linalg.inv(_as3x3(m))[:2]
+    """Inverse of a (2, 3) affine map, in closed form (LAPACK's inverse costs ~0.1 ms when its code is out of
+    cache, as it is after each network run)."""
+    (a, b, tx), (c, d, ty) = np.asarray(m, dtype=np.float64).reshape(2, 3).tolist()
+    det = a * d - b * c
+    if det == 0:
+        raise ValueError(f"affine map is not invertible: {m}")
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    return np.array([[ia, ib, -(ia * tx + ib * ty)], [ic, id_, -(ic * tx + id_ * ty)]])
 
 
 def apply_affine(points: np.ndarray, m: Affine) -> np.ndarray:

@@ -93,3 +93,13 @@ def test_bad_sizes_rejected():
         letterbox(np.zeros((0, 5, 3), np.uint8), (10, 10))
     with pytest.raises(ValueError):
         crop_box(np.zeros((10, 10, 3), np.uint8), [5, 5, 5, 8], (10, 10))
+
+
+def test_invert_affine_closed_form_matches_the_matrix_inverse():
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        m = rng.normal(size=(2, 3)) * [1, 1, 100]
+        expected = np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2]
+        np.testing.assert_allclose(invert_affine(m), expected, rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="not invertible"):
+        invert_affine(np.array([[1.0, 2.0, 0.0], [2.0, 4.0, 1.0]]))

@@ -6,6 +6,9 @@ import numpy as np
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Logistic function in float32 (within 1e-7 of a float64 evaluation, at a third of the cost); large
     negative inputs give 0 without overflow warnings."""
-    x = np.asarray(x, dtype=np.float32)
+    out = np.asarray(np.negative(np.asarray(x, dtype=np.float32)))  # one new array, the rest in place
     with np.errstate(over="ignore"):
-        return np.float32(1.0) / (np.float32(1.0) + np.exp(-x))
+        np.exp(out, out=out)
+    out += np.float32(1.0)
+    np.divide(np.float32(1.0), out, out=out)
+    return out if out.ndim else out[()]

@@ -143,14 +143,19 @@ def decode_detections(
     if raw.shape[-1] != DETECTOR_COLUMNS or raw.size // DETECTOR_COLUMNS != len(anchors):
         raise ValueError(f"expected detector output of shape [1, {len(anchors)}, {DETECTOR_COLUMNS}], got {raw.shape}")
     raw = raw.reshape(-1, DETECTOR_COLUMNS)
-    scores = sigmoid(np.clip(raw[:, 0], -SCORE_CLIP, SCORE_CLIP))
-    keep = (scores >= score_thr) & (raw[:, 3] >= 0) & (raw[:, 4] >= 0)
-    origin = anchors[keep] * input_size
-    reg = raw[keep, 1:]
+    # score only the anchors whose logit comes near the threshold's (the margin covers float32 rounding)
+    p = min(max(score_thr, 1e-6), 1 - 1e-6)
+    index = np.flatnonzero(raw[:, 0] >= math.log(p / (1 - p)) - 0.1)
+    scores = sigmoid(np.clip(raw[index, 0], -SCORE_CLIP, SCORE_CLIP))
+    index, scores = index[scores >= score_thr], scores[scores >= score_thr]
+    reg = raw[index, 1:]
+    keep = (reg[:, 2] >= 0) & (reg[:, 3] >= 0)
+    index, scores, reg = index[keep], scores[keep], reg[keep]
+    origin = anchors[index] * input_size
     centre, size = origin + reg[:, 0:2], reg[:, 2:4]
     boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
     keypoints = origin[:, None, :] + reg[:, 4:].reshape(-1, NUM_DETECTION_KEYPOINTS, 2)
-    boxes, merged_scores, keypoints = weighted_nms(boxes, scores[keep], keypoints, iou_thr=iou_thr)
+    boxes, merged_scores, keypoints = weighted_nms(boxes, scores, keypoints, iou_thr=iou_thr)
     return [Detection(b, float(s), k) for b, s, k in zip(boxes, merged_scores, keypoints)]
 
 
@@ -197,17 +202,20 @@ def refine_with_heatmap(
     col = np.floor(out[:, 0] / input_size * cols).astype(np.int64)
     row = np.floor(out[:, 1] / input_size * rows).astype(np.int64)
     inside = (col >= 0) & (col < cols) & (row >= 0) & (row < rows)
-    # zero padding adds nothing to a window's sum and (min_confidence > 0) cannot raise its peak
-    padded = np.pad(hm, ((half, half), (half, half), (0, 0)))
-    offsets = np.arange(kernel_size)
-    rr = np.clip(row, 0, rows - 1)[:, None] + offsets  # (K, ks) rows in padded coordinates
+    offsets = np.arange(kernel_size) - half
+    rr = np.clip(row, 0, rows - 1)[:, None] + offsets  # (K, ks) window rows, some maybe off the heatmap
     cc = np.clip(col, 0, cols - 1)[:, None] + offsets
-    windows = padded[rr[:, :, None], cc[:, None, :], np.arange(k)[:, None, None]].astype(np.float64)  # (K, ks, ks)
+    # cells off the heatmap count as zero: they add nothing to a window's sum and (min_confidence > 0) cannot
+    # raise its peak
+    on_map = ((rr >= 0) & (rr < rows))[:, :, None] & ((cc >= 0) & (cc < cols))[:, None, :]
+    windows = hm[np.clip(rr, 0, rows - 1)[:, :, None], np.clip(cc, 0, cols - 1)[:, None, :],
+                 np.arange(k)[:, None, None]] * on_map  # (K, ks, ks)
+    windows = windows.astype(np.float64)
     total = windows.sum(axis=(1, 2))
     use = inside & (windows.max(axis=(1, 2)) >= min_confidence) & (total > 0)
     safe = np.where(total > 0, total, 1.0)
-    mean_col = (windows.sum(axis=1) * (cc - half)).sum(axis=1) / safe
-    mean_row = (windows.sum(axis=2) * (rr - half)).sum(axis=1) / safe
+    mean_col = (windows.sum(axis=1) * cc).sum(axis=1) / safe
+    mean_row = (windows.sum(axis=2) * rr).sum(axis=1) / safe
     out[use, 0] = (mean_col / cols * input_size)[use]
     out[use, 1] = (mean_row / rows * input_size)[use]
     return out

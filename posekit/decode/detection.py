@@ -74,11 +74,14 @@ def weighted_nms(
         group = iou(boxes[best], boxes[remaining])[0] > iou_thr
         group[0] = True  # a degenerate (zero-area) best box still forms its own group
         members = remaining[group]
-        weights = scores[members] if scores[members].sum() > 0 else None
-        out_boxes.append(np.average(boxes[members], axis=0, weights=weights))
+        weights = scores[members]
+        total = weights.sum()
+        if total <= 0:  # all-zero scores: plain means
+            weights, total = np.ones_like(weights), float(len(members))
+        out_boxes.append(weights @ boxes[members] / total)
         out_scores.append(scores[best])
         if kps is not None:
-            out_kps.append(np.average(kps[members], axis=0, weights=weights))
+            out_kps.append(np.tensordot(weights, kps[members], axes=1) / total)
         remaining = remaining[~group]
     k = 0 if kps is None else kps.shape[1]
     return (

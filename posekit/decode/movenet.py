@@ -32,6 +32,9 @@ def _fp16(x: np.ndarray | float) -> np.ndarray:
     return np.asarray(x, dtype=np.float32).astype(np.float16).astype(np.float32)
 
 
+_BIAS = _fp16(DISTANCE_BIAS)
+
+
 @functools.cache
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     """(h, w) float32 row and column indices (cached: decoding runs per frame)."""
@@ -55,81 +58,43 @@ def center_weight(h: int, w: int) -> np.ndarray:
     return weight
 
 
+@functools.cache
+def _layout(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices (h, 1, 1), column indices (1, w, 1) and the cell size fp16((1/h, 1/w)), float32 (cached)."""
+    rows = np.arange(h, dtype=np.float32)[:, None, None]
+    cols = np.arange(w, dtype=np.float32)[None, :, None]
+    return rows, cols, _fp16(np.float32([1 / h, 1 / w]))
+
+
 def decode_single_heads(
     heatmap: np.ndarray, center: np.ndarray, regress: np.ndarray, offset: np.ndarray
 ) -> np.ndarray:
     """The graph's post-processing (see module docstring). heatmap (H, W, 17) logits, center (H, W, 1) logits,
-    regress and offset (H, W, 34). Returns (17, 3) float32 y, x (normalised 0..1 to the input), score."""
+    regress and offset (H, W, 34). Returns (17, 3) float32 y, x (normalised 0..1 to the input), score.
+
+    Few, whole-array numpy calls: this runs right after the network, when little of numpy is still in cache.
+    """
     h, w, k = heatmap.shape
     if center.shape != (h, w, 1) or regress.shape != (h, w, 2 * k) or offset.shape != (h, w, 2 * k):
         raise ValueError(f"head shapes disagree: heatmap {heatmap.shape}, center {center.shape}, "
                          f"regress {regress.shape}, offset {offset.shape}")
-    centre = sigmoid(center[..., 0]) * center_weight(h, w)
-    cy, cx = np.divmod(int(centre.argmax()), w)
-    coarse = np.float32([cy, cx]) + regress[cy, cx].reshape(k, 2).astype(np.float32)  # (k, 2) y, x in cells
-    ky, kx, score = refine_joints(heatmap, coarse)
-    fine = offset.reshape(h, w, k, 2)[ky, kx, np.arange(k)].astype(np.float32)
-    yx = (np.stack([ky, kx], axis=-1).astype(np.float32) + fine) * _fp16(np.float32([1 / h, 1 / w]))
-    return np.column_stack([yx, score]).astype(np.float32)
-
-
-#: `refine_joints` first searches (2 r + 1)^2 cells around each coarse joint, r = this many cells.
-WINDOW_RADIUS = 3
-
-
-def _proximity(scores: np.ndarray, rows: np.ndarray, cols: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """scores / (distance of cell (rows, cols) to (y, x) + fp16(1.8)), float32, broadcast, written over a new
-    array.  Every search window goes through it, so values agree to the last bit whatever the window."""
-    weight = (rows - y) ** 2 + (cols - x) ** 2
+    rows, cols, cell = _layout(h, w)
+    centre = sigmoid(center[..., 0])
+    cy, cx = divmod(int(np.multiply(centre, center_weight(h, w), out=centre).argmax()), w)
+    coarse = regress[cy, cx].reshape(k, 2) + np.float32([cy, cx])  # (k, 2) y, x in cells
+    # separable squares, then in place: the (h, w, k) volume is written three times instead of seven
+    weight = (rows - coarse[:, 0]) ** 2 + (cols - coarse[:, 1]) ** 2  # (h, w, k)
     np.sqrt(weight, out=weight)
-    weight += _fp16(DISTANCE_BIAS)
-    return np.divide(scores, weight, out=weight)
-
-
-def _window_search(heatmap: np.ndarray, coarse: np.ndarray, joints: np.ndarray, radius: int
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Best cell of each of ``joints`` in the (2 radius + 1)^2 window centred on the cell nearest its coarse
-    point (K', 2), shifted inside the grid (the whole grid when it is smaller).  Returns rows, columns, sigmoid
-    scores and `_proximity` values there, each (K',)."""
-    h, w, _ = heatmap.shape
-    side = np.minimum(2 * radius + 1, (h, w))  # window rows, columns
-    start = np.clip(np.floor(coarse + np.float32(0.5)).astype(np.int64) - radius, 0, (h, w) - side)
-    rows = start[:, :1] + np.arange(side[0])  # (K', sy)
-    cols = start[:, 1:] + np.arange(side[1])  # (K', sx)
-    scores = sigmoid(heatmap[rows[:, :, None], cols[:, None, :], joints[:, None, None]]).reshape(len(joints), -1)
-    value = _proximity(scores.reshape(-1, side[0], side[1]), rows[:, :, None].astype(np.float32),
-                       cols[:, None, :].astype(np.float32), coarse[:, 0, None, None], coarse[:, 1, None, None])
-    value = value.reshape(len(joints), -1)
-    flat = value.argmax(axis=1)
-    ky, kx = np.divmod(flat, side[1])
-    n = np.arange(len(joints))
-    return ky + start[:, 0], kx + start[:, 1], scores[n, flat], value[n, flat]
-
-
-def refine_joints(heatmap: np.ndarray, coarse: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per joint, the cell maximising sigmoid(heatmap) / (distance to the coarse joint + 1.8) (first in row-major
-    order on ties, like a full argmax).  heatmap (H, W, K) logits, coarse (K, 2) y, x cells.  Returns rows (K,),
-    columns (K,) and sigmoid scores (K,) there.
-
-    Exact, at a fraction of the cost of scoring all H x W x K cells: a window of radius r (`WINDOW_RADIUS`) around
-    each coarse joint is searched first (`_window_search`).  Every cell outside it is at least r + 0.5 cells from
-    the coarse joint, so it scores at most sigmoid(the joint's peak logit) / (r + 0.5 + 1.8); where the window's
-    best is below that bound, the joint is searched again in a window wide enough for the bound to hold.
-    """
-    h, w, k = heatmap.shape
+    weight += _BIAS
+    scores = sigmoid(heatmap).reshape(h * w, k)
+    best = np.divide(scores, weight.reshape(h * w, k), out=weight.reshape(h * w, k)).argmax(axis=0)
     joints = np.arange(k)
-    ky, kx, score, value = _window_search(heatmap, coarse, joints, WINDOW_RADIUS)
-    # per-joint peak logit; blocks of whole cells keep the reduction's rows long (one axis-0 max of (h*w, k) is slow)
-    cells = h * w
-    block = max(d for d in range(1, 33) if cells % d == 0)
-    peak = sigmoid(heatmap.reshape(cells // block, block * k).max(axis=0).reshape(block, k).max(axis=0))
-    peak *= np.float32(1 + 1e-5)  # margin for float rounding of the values
-    bias = np.float32(0.5) + _fp16(DISTANCE_BIAS)
-    unsure = np.flatnonzero(peak / (WINDOW_RADIUS + bias) >= value)
-    if len(unsure):  # the radius beyond which no cell can beat the window's best: peak / (r + bias) < value
-        radius = int(np.ceil((peak[unsure] / value[unsure] - bias).max())) + 1 if value[unsure].min() > 0 else h + w
-        ky[unsure], kx[unsure], score[unsure], _ = _window_search(heatmap, coarse[unsure], unsure, min(radius, h + w))
-    return ky, kx, score
+    out = np.empty((k, 3), np.float32)
+    out[:, 0], out[:, 1] = np.divmod(best, w)
+    out[:, :2] += offset.reshape(h * w, k, 2)[best, joints]
+    out[:, :2] *= cell
+    out[:, 2] = scores[best, joints]
+    return out
 
 
 def preprocess(
