@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=0.3,
                    help="keypoint score below which a joint is hidden in drawings (default: %(default)s)")
     p.add_argument("--max-people", type=int, default=None, help="keep at most N people per image (best first)")
-    p.add_argument("--flip", action="store_true", help="flip test: also run the mirrored image and average")
+    p.add_argument("--flip", action="store_true",
+                   help="flip test: also run each crop (or the whole image) mirrored and fuse the answers")
     p.add_argument("--no-draw", action="store_true", help="write JSON only, no annotated images")
     v = p.add_argument_group("video and camera")
     v.add_argument("--no-smooth", action="store_true", help="turn off One-Euro keypoint smoothing (on for video)")
