@@ -91,3 +91,25 @@ def test_predict_video_tracks_and_survives_truncation(tmp_path, capsys):
     assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == len(records)
     assert "jitter" in captured.out
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left behind
+
+
+def test_tracker_options_reach_the_tracker_and_bad_values_are_one_line(tmp_path, capsys, monkeypatch):
+    import posekit
+    import posekit.pipeline
+
+    video = _sample("vtest.avi")
+    for flag, value in (("--max-age", "-1"), ("--min-hits", "0"), ("--redetect-every", "0")):
+        assert main(["predict", str(video), flag, value, "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and flag in err[0] and "at least" in err[0]
+    seen = {}
+
+    def fake_track_video(source, estimator, **options):  # a generator that yields no frame
+        seen.update(options)
+        yield from ()
+
+    monkeypatch.setattr(posekit, "load", lambda name: object())
+    monkeypatch.setattr(posekit.pipeline, "track_video", fake_track_video)  # imported at call time
+    main(["predict", str(video), "--min-hits", "5", "--redetect-every", "7", "--max-age", "9", "--no-draw",
+          "--out", str(tmp_path)])
+    assert (seen["min_hits"], seen["redetect_every"], seen["max_age"]) == (5, 7, 9)

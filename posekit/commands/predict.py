@@ -39,6 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--no-smooth", action="store_true", help="turn off One-Euro keypoint smoothing (on for video)")
     v.add_argument("--max-age", type=int, default=30,
                    help="frames a lost track is kept for re-identification (default: %(default)s)")
+    v.add_argument("--min-hits", type=int, default=3,
+                   help="detections in a row before a new track gets an id (default: %(default)s)")
+    v.add_argument("--redetect-every", type=int, default=None, metavar="N",
+                   help="run the person detector on the whole frame every N frames at least (default: 5 for "
+                        "multi-person models; otherwise only when a tracked person is lost)")
     v.add_argument("--stats", action="store_true",
                    help="print tracks, median track length, jitter before/after smoothing (px/frame^2)")
     v.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
@@ -115,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
             raise PosekitError("give either videos/cameras or images in one run, not both")
         if args.max_frames is not None and args.max_frames < 1:
             raise PosekitError("--max-frames must be at least 1")
+        for flag, value, least in (("--max-age", args.max_age, 0), ("--min-hits", args.min_hits, 1),
+                                   ("--redetect-every", args.redetect_every, 1)):
+            if value is not None and value < least:
+                raise PosekitError(f"{flag} must be at least {least}, got {value}")
         est = posekit.load(model)
         sources = ([args.camera] if args.camera is not None else []) + videos
         return max(run_video(args, est, src) for src in sources)
@@ -192,7 +201,8 @@ def run_video(args: argparse.Namespace, est, source: str) -> int:
             stack.enter_context(sink)
         record = stack.enter_context(JsonlSink(stem.with_suffix(".jsonl")))
         frames = stack.enter_context(contextlib.closing(
-            track_video(src, est, smooth=not args.no_smooth, max_age=args.max_age)))
+            track_video(src, est, smooth=not args.no_smooth, max_age=args.max_age, min_hits=args.min_hits,
+                        redetect_every=args.redetect_every)))
         bar = tqdm(itertools.islice(frames, args.max_frames), total=total, unit="frame", disable=None,
                    file=sys.stderr, desc=Path(str(source)).name)
         try:
