@@ -54,9 +54,11 @@ def _to_cv2(m: Affine) -> np.ndarray:
     return (np.linalg.inv(_HALF_PIXEL) @ _as3x3(m) @ _HALF_PIXEL)[:2]
 
 
-def letterbox(image: np.ndarray, size_hw: tuple[int, int], pad_value: float = 0) -> tuple[np.ndarray, Affine]:
+def letterbox(image: np.ndarray, size_hw: tuple[int, int], pad_value: float = 0,
+              dtype: np.dtype | type | None = None) -> tuple[np.ndarray, Affine]:
     """Resize ``image`` (H, W[, C]) to fit ``size_hw`` keeping its aspect (cv2 INTER_LINEAR), centred, the rest
-    filled with ``pad_value``. Returns (resized, M image -> resized).
+    filled with ``pad_value``; ``dtype``: the output's (default: the image's; e.g. a network's int32 input, made
+    without a second pass). Returns (resized, M image -> resized).
 
     Resizing before padding costs the same for a 4000 px photo as for a small one; pixels differ from the
     pad-then-resize recipe of the golden vectors only in the row or column touching the padding.
@@ -69,10 +71,10 @@ def letterbox(image: np.ndarray, size_hw: tuple[int, int], pad_value: float = 0)
     nw, nh = min(tw, max(1, round(w * scale))), min(th, max(1, round(h * scale)))
     left, top = (tw - nw) // 2, (th - nh) // 2
     resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    out = cv2.copyMakeBorder(resized, top, th - nh - top, left, tw - nw - left, cv2.BORDER_CONSTANT,
-                             value=(pad_value,) * 4)
-    if out.ndim < image.ndim:  # cv2 drops a trailing channel axis of size 1
-        out = out[..., None]
+    if resized.ndim < image.ndim:  # cv2 drops a trailing channel axis of size 1
+        resized = resized[..., None]
+    out = np.full((th, tw) + image.shape[2:], pad_value, dtype=dtype or image.dtype)
+    out[top:top + nh, left:left + nw] = resized
     sx, sy = nw / w, nh / h
     return out, np.array([[sx, 0.0, float(left)], [0.0, sy, float(top)]])
 

@@ -103,3 +103,15 @@ def test_invert_affine_closed_form_matches_the_matrix_inverse():
         np.testing.assert_allclose(invert_affine(m), expected, rtol=1e-9, atol=1e-9)
     with pytest.raises(ValueError, match="not invertible"):
         invert_affine(np.array([[1.0, 2.0, 0.0], [2.0, 4.0, 1.0]]))
+
+
+def test_letterbox_can_write_the_network_dtype_directly():
+    image = np.random.default_rng(2).integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    plain, m = letterbox(image, (40, 40))
+    as_int, m2 = letterbox(image, (40, 40), dtype=np.int32)
+    assert plain.dtype == np.uint8 and as_int.dtype == np.int32
+    np.testing.assert_array_equal(as_int, plain.astype(np.int32))
+    np.testing.assert_array_equal(m, m2)
+    assert (plain[:8] == 0).all() and (plain[-8:] == 0).all()  # 24 rows of image, centred, zero padding
+    gray, _ = letterbox(image[..., :1], (40, 40), pad_value=7)
+    assert gray.shape == (40, 40, 1) and gray[0, 0, 0] == 7

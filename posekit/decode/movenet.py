@@ -108,10 +108,11 @@ def preprocess(
     """
     image = as_rgb(image_rgb)
     if box_xyxy is None:
-        resized, m = letterbox(image, (size, size))
+        x, m = letterbox(image, (size, size), dtype=np.int32)
     else:
-        resized, m = crop_box(image, box_xyxy, (size, size), margin=margin)
-    return resized.astype(np.int32)[None], invert_affine(m)
+        crop, m = crop_box(image, box_xyxy, (size, size), margin=margin)
+        x = crop.astype(np.int32)
+    return x[None], invert_affine(m)
 
 
 def to_image(pose_norm: np.ndarray, affine: Affine, input_size: int | tuple[int, int]) -> np.ndarray:
