@@ -181,6 +181,21 @@ class Predictions:
     boxes_run: int
 
 
+def run_timed(estimator: Estimator, image: np.ndarray, boxes: np.ndarray | None, times: list[float]
+              ) -> list[Person]:
+    """``estimator(image, boxes)``, its seconds appended to ``times``; the first call of a run (``times`` empty) is
+    made twice, untimed first, as it may build sessions or caches.  With boxes, checks one Person per box."""
+    if not times:
+        estimator(image, boxes)
+    start = time.perf_counter()
+    people = estimator(image, boxes)
+    times.append(time.perf_counter() - start)
+    if boxes is not None and len(people) != len(boxes):
+        raise PosekitError(f"the estimator returned {len(people)} people for {len(boxes)} boxes; given boxes "
+                           f"it must return one Person per box, in order")
+    return people
+
+
 def predict(
     estimator: Estimator,
     dataset: CocoKeypoints,
@@ -198,24 +213,14 @@ def predict(
     source_ids: list[int] | None = [] if boxes == "gt" else None
     times: list[float] = []
     boxes_run = 0
-    warmed = False
     for image_id in tqdm(sorted(dataset.images), desc=label, disable=not progress, leave=False):
         record = dataset.images[image_id]
         box_arr, ann_ids = gt_boxes(dataset.by_image.get(image_id, [])) if boxes == "gt" else (None, [])
         if boxes == "gt" and not ann_ids:
             continue
-        image = _read_checked(files[image_id], record)
-        if not warmed:  # first call may build sessions or caches: keep it out of the timings
-            estimator(image, box_arr)
-            warmed = True
-        start = time.perf_counter()
-        people = estimator(image, box_arr)
-        times.append(time.perf_counter() - start)
+        people = run_timed(estimator, _read_checked(files[image_id], record), box_arr, times)
         if box_arr is None:
             people = suppress(people, min_score, oks_thr)
-        elif len(people) != len(box_arr):
-            raise PosekitError(f"the estimator returned {len(people)} people for {len(box_arr)} boxes; given boxes "
-                               f"it must return one Person per box, in order")
         else:
             source_ids.extend(ann_ids)
             boxes_run += len(ann_ids)

@@ -23,7 +23,7 @@ import numpy as np
 
 from posekit.errors import PosekitError
 from posekit.eval import metrics
-from posekit.eval.cocoeval import Estimator, load_estimator, read_json, with_flip, write_results
+from posekit.eval.cocoeval import Estimator, load_estimator, read_json, run_timed, with_flip, write_results
 from posekit.io import read_image
 from posekit.skeleton import MPII16, MPII16_NAMES
 
@@ -196,15 +196,7 @@ def predict(estimator: Estimator, dataset: MpiiSet, files: dict[str, Path], prog
     scores = np.zeros(len(dataset.images))
     times: list[float] = []
     for name, rows in tqdm(by_image.items(), desc=PROTOCOL, disable=not progress, leave=False):
-        image = read_image(files[name], apply_exif=False)
-        if not times:  # first call may build sessions or caches: keep it out of the timings
-            estimator(image, boxes[rows])
-        start = time.perf_counter()
-        people = estimator(image, boxes[rows])
-        times.append(time.perf_counter() - start)
-        if len(people) != len(rows):
-            raise PosekitError(f"the estimator returned {len(people)} people for {len(rows)} boxes; given boxes "
-                               f"it must return one Person per box, in order")
+        people = run_timed(estimator, read_image(files[name], apply_exif=False), boxes[rows], times)
         for row, person in zip(rows, people):
             poses[row] = person.keypoints
             scores[row] = person.score
