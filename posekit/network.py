@@ -73,6 +73,9 @@ class Network:
             if info is None:
                 raise PosekitError(f"{self.name} has no input {key!r}; inputs: {', '.join(expected)}")
             arr = np.asarray(value)
+            if info.dtype == np.uint8 and arr.dtype != np.uint8:
+                raise PosekitError(f"{self.name} input {info.name} takes uint8 pixels 0..255, got {arr.dtype} "
+                                   "(load it without pixels=True to feed normalised values)")
             if arr.ndim != len(info.shape) or any(
                 d is not None and d != a for d, a in zip(info.shape, arr.shape)
             ):
@@ -115,7 +118,7 @@ def default_providers() -> list[str]:
 
 def _info(arg) -> TensorInfo:
     dtype = {"tensor(float)": np.float32, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
-             "tensor(bool)": np.bool_}.get(arg.type, np.float32)
+             "tensor(bool)": np.bool_, "tensor(uint8)": np.uint8}.get(arg.type, np.float32)
     return TensorInfo(arg.name, tuple(d if isinstance(d, int) else None for d in arg.shape), np.dtype(dtype))
 
 
@@ -153,8 +156,9 @@ def converter_digest() -> str:
 
 
 def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
-             input_shape: Sequence[int | None] | None = None) -> Path:
-    """Path of the ONNX import of ``spec`` (cut at ``heads``), converting and caching it on first use."""
+             input_shape: Sequence[int | None] | None = None, pixels: bool = False) -> Path:
+    """Path of the ONNX import of ``spec`` (cut at ``heads``; with a pixel input when ``pixels``, see
+    `load_network`), converting and caching it on first use."""
     from filelock import FileLock
 
     from posekit.hub.cache import onnx_dir
@@ -163,7 +167,8 @@ def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
     files = model_files(spec.name)
     outputs = sorted(_resolve_heads(spec, heads) or []) or None  # outputs are keyed by name: order is moot
     shape = list(input_shape if input_shape is not None else spec.input_shape)
-    key = json.dumps([converter_digest(), sorted(spec.files.items()), outputs, shape], sort_keys=True)
+    key = json.dumps([converter_digest(), sorted(spec.files.items()), outputs, shape] + (["pixels"] if pixels else []),
+                     sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     target = onnx_dir() / f"{spec.name}-{digest}.onnx"
     if target.is_file():
@@ -178,6 +183,11 @@ def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
         graph = load_tfjs(files[spec.graph_file])
         node = spec.input_node.rpartition(":")[0] or spec.input_node
         model = emit_onnx(graph, outputs, {node: shape}, model_name=spec.name)
+        if pixels:
+            from posekit.convert.onnx_input import with_pixel_input
+
+            with_pixel_input(model, spec.input_scale, spec.input_offset, spec.input_dtype,
+                             bgr=spec.channels == "BGR", nchw=spec.layout == "NCHW")
         tmp = target.with_suffix(f".tmp{os.getpid()}")
         tmp.write_bytes(model.SerializeToString())
         os.replace(tmp, target)
@@ -185,13 +195,16 @@ def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
 
 
 def load_network(name: str, heads: Sequence[str] | None = None, input_shape: Sequence[int | None] | None = None,
-                 threads: int | None = None) -> Network:
+                 threads: int | None = None, pixels: bool = False) -> Network:
     """Load zoo network ``name`` (see ``posekit models list``).
 
     heads: cut the graph at these tensors instead of its own outputs — names from the registry's ``heads``
     (e.g. MoveNet's ``heatmap``, ``center``, ``regress``, ``offset``) or TF.js tensor names; outputs are keyed
     by tensor name.  input_shape: override the input shape (e.g. PoseNet at 257x257: ``[1, 257, 257, 3]``;
     None entries stay dynamic).  threads: ONNX Runtime intra-op threads (default: all usable CPUs).
+    pixels: the network takes RGB uint8 pixels [1, H, W, 3] (H, W as ``input_shape``'s, in NHWC even for NCHW
+    models) and applies the registry's normalisation itself (channel order, ``input_scale``/``input_offset``,
+    dtype, layout), so callers skip a float copy of every input.
     """
     spec = get_spec(name)
-    return Network(onnx_for(spec, heads, input_shape), spec, threads=threads)
+    return Network(onnx_for(spec, heads, input_shape, pixels), spec, threads=threads)

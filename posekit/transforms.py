@@ -7,13 +7,12 @@ covers ``[i, i + 1)`` (its centre is ``i + 0.5``); ``apply_affine(p, M) = p @ M[
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
 Affine = np.ndarray  # (2, 3) float64: continuous pixel coordinates in -> out
-
-_HALF_PIXEL = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
-
 
 def _as3x3(m: Affine) -> np.ndarray:
     return np.vstack([np.asarray(m, dtype=np.float64).reshape(2, 3), [0.0, 0.0, 1.0]])
@@ -50,15 +49,15 @@ def apply_affine(points: np.ndarray, m: Affine) -> np.ndarray:
 
 
 def _to_cv2(m: Affine) -> np.ndarray:
-    """Continuous-coordinate affine -> the pixel-index affine cv2.warpAffine expects (pixel centres at integers)."""
-    return (np.linalg.inv(_HALF_PIXEL) @ _as3x3(m) @ _HALF_PIXEL)[:2]
+    """Continuous-coordinate affine -> the pixel-index affine cv2.warpAffine expects (pixel centres at integers):
+    index' = M(index + 0.5) - 0.5, so the translation gains (A - I) @ (0.5, 0.5)."""
+    (a, b, tx), (c, d, ty) = np.asarray(m, dtype=np.float64).reshape(2, 3).tolist()
+    return np.array([[a, b, tx + 0.5 * (a + b - 1.0)], [c, d, ty + 0.5 * (c + d - 1.0)]])
 
 
-def letterbox(image: np.ndarray, size_hw: tuple[int, int], pad_value: float = 0,
-              dtype: np.dtype | type | None = None) -> tuple[np.ndarray, Affine]:
+def letterbox(image: np.ndarray, size_hw: tuple[int, int], pad_value: float = 0) -> tuple[np.ndarray, Affine]:
     """Resize ``image`` (H, W[, C]) to fit ``size_hw`` keeping its aspect (cv2 INTER_LINEAR), centred, the rest
-    filled with ``pad_value``; ``dtype``: the output's (default: the image's; e.g. a network's int32 input, made
-    without a second pass). Returns (resized, M image -> resized).
+    filled with ``pad_value``, in the image's dtype. Returns (resized, M image -> resized).
 
     Resizing before padding costs the same for a 4000 px photo as for a small one; pixels differ from the
     pad-then-resize recipe of the golden vectors only in the row or column touching the padding.
@@ -73,7 +72,7 @@ def letterbox(image: np.ndarray, size_hw: tuple[int, int], pad_value: float = 0,
     resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
     if resized.ndim < image.ndim:  # cv2 drops a trailing channel axis of size 1
         resized = resized[..., None]
-    out = np.full((th, tw) + image.shape[2:], pad_value, dtype=dtype or image.dtype)
+    out = np.full((th, tw) + image.shape[2:], pad_value, dtype=image.dtype)
     out[top:top + nh, left:left + nw] = resized
     sx, sy = nw / w, nh / h
     return out, np.array([[sx, 0.0, float(left)], [0.0, sy, float(top)]])
@@ -103,11 +102,11 @@ def crop_box(
         cw = ch * tw / th
     else:
         ch = cw * th / tw
-    c, s = np.cos(rotation), np.sin(rotation)
-    # crop = S @ R(-rotation) @ (image - centre) + crop centre
-    lin = np.diag([tw / cw, th / ch]) @ np.array([[c, s], [-s, c]])
-    centre = np.array([(x1 + x2) / 2, (y1 + y2) / 2])
-    m = np.hstack([lin, (np.array([tw / 2, th / 2]) - lin @ centre)[:, None]])
+    c, s = math.cos(rotation), math.sin(rotation)
+    # crop = S @ R(-rotation) @ (image - centre) + crop centre, in scalars (numpy's small-matrix calls cost more)
+    a, b, d, e = tw / cw * c, tw / cw * s, -th / ch * s, th / ch * c
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    m = np.array([[a, b, tw / 2 - (a * cx + b * cy)], [d, e, th / 2 - (d * cx + e * cy)]])
     crop = cv2.warpAffine(image, _to_cv2(m), (tw, th), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=(pad_value,) * 4)
     if crop.ndim < image.ndim:

@@ -116,7 +116,7 @@ def test_roi_crop_puts_the_head_up():
     image[150, 200] = 255  # the "head" pixel; hips at (100.5, 150.5)
     roi = bp.detection_to_roi(_det((100.5, 150.5), (200.5, 150.5)))
     x, back = bp.preprocess_landmarks(image, roi)
-    assert x.shape == (1, 256, 256, 3) and x.dtype == np.float32 and x.max() <= 1.0
+    assert x.shape == (1, 256, 256, 3) and x.dtype == np.uint8  # pixels: the network divides by 255
     np.testing.assert_allclose(_peak(x[0]), [128, 128 - 256 / 2.5], atol=1.0)  # straight up, 0.8 of half a side
     np.testing.assert_allclose(apply_affine(np.array([[128.0, 128.0]]), back), [[100.5, 150.5]], atol=1e-6)
 
@@ -136,11 +136,11 @@ def test_back_projection_round_trip_through_rotated_crop(rotation):
     assert bp.affine_rotation(back) == pytest.approx(bp.normalize_radians(rotation))
 
 
-def test_preprocess_detector_letterboxes_to_minus_one_one():
+def test_preprocess_detector_letterboxes_pixels():
     image = np.full((100, 200, 3), 255, np.uint8)
     x, back = bp.preprocess_detector(image)
-    assert x.shape == (1, 224, 224, 3) and x.dtype == np.float32
-    assert x[0, 112, 112, 0] == 1.0 and x[0, 0, 112, 0] == -1.0  # image / zero padding above it
+    assert x.shape == (1, 224, 224, 3) and x.dtype == np.uint8  # the network maps them to [-1, 1]
+    assert x[0, 112, 112, 0] == 255 and x[0, 0, 112, 0] == 0  # image / zero padding above it
     np.testing.assert_allclose(apply_affine(np.array([[0.0, 56.0], [224.0, 168.0]]), back), [[0, 0], [200, 100]])
     det = bp.Detection(np.array([0, 56, 112, 112], np.float32), 0.8, np.array([[112, 112]] * 4, np.float32))
     det_image = bp.detection_to_image(det, back)
@@ -165,6 +165,35 @@ def test_refine_with_heatmap_moves_points_to_the_blob():
     np.testing.assert_allclose(out[1:], xy[1:])
     with pytest.raises(ValueError, match="3 channels"):
         bp.refine_with_heatmap(xy[:2], hm)
+
+
+def _refine_reference(xy, hm, input_size=256, ks=7, min_conf=0.5):
+    """MediaPipe's refinement, one point and one cell at a time."""
+    rows, cols, _ = hm.shape
+    out = xy.astype(np.float64).copy()
+    for k, (x, y) in enumerate(xy):
+        col, row = math.floor(x / input_size * cols), math.floor(y / input_size * rows)
+        if not (0 <= col < cols and 0 <= row < rows):
+            continue
+        total = sx = sy = peak = 0.0
+        for r in range(row - ks // 2, row + ks // 2 + 1):
+            for c in range(col - ks // 2, col + ks // 2 + 1):
+                if 0 <= r < rows and 0 <= c < cols:
+                    v = float(hm[r, c, k])
+                    total, sx, sy, peak = total + v, sx + v * c, sy + v * r, max(peak, v)
+        if peak >= min_conf and total > 0:
+            out[k] = sx / total / cols * input_size, sy / total / rows * input_size
+    return out
+
+
+def test_refine_with_heatmap_matches_a_per_cell_reference_at_the_edges():
+    rng = np.random.default_rng(3)
+    hm = rng.uniform(0, 1, (64, 64, 39)).astype(np.float32) ** 4  # sparse-ish peaks, some windows below 0.5
+    xy = rng.uniform(-20, 276, (39, 2)).astype(np.float32)  # inside, on the border strip and outside
+    xy[:4] = [[0.0, 0.0], [255.9, 255.9], [1.0, 250.0], [-0.1, 3.0]]
+    out = bp.refine_with_heatmap(xy, hm)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, _refine_reference(xy, hm), atol=1e-4)
 
 
 def test_decode_landmarks_synthetic():
@@ -248,7 +277,7 @@ def _coco_person(coco_mini, file_name: str) -> tuple[np.ndarray, dict]:
 def _load(*names: str):
     network = pytest.importorskip("posekit.network", reason="posekit.network (graph importer) not available yet")
     try:
-        return [network.load_network(name) for name in names]
+        return [network.load_network(name, pixels=True) for name in names]
     except OfflineError as e:
         pytest.skip(f"model files not available offline: {e}")
 

@@ -131,18 +131,6 @@ def test_nanodet_expected_distance_and_shape_check():
         nanodet.decode_nanodet(outputs, input_size=320)
 
 
-def test_nanodet_preprocess_is_bgr_mean_std_nchw():
-    image = np.zeros((100, 200, 3), np.uint8)
-    image[..., 0] = 255  # pure red
-    x, back = nanodet.preprocess(image)
-    assert x.shape == (1, 3, 416, 416) and x.dtype == np.float32
-    np.testing.assert_allclose(x[0, :, 208, 208], (np.array([0, 0, 255]) - nanodet.NANODET_MEAN_BGR)
-                               / nanodet.NANODET_STD_BGR, rtol=1e-5)  # red is the last (BGR) channel
-    np.testing.assert_allclose(x[0, :, 5, 208], -np.array(nanodet.NANODET_MEAN_BGR) / nanodet.NANODET_STD_BGR,
-                               rtol=1e-5)  # zero padding above the image
-    np.testing.assert_allclose(apply_affine(np.array([[0.0, 104.0]]), back), [[0, 0]], atol=1e-9)
-
-
 def _gt_box(coco_mini) -> list[float]:
     """x1, y1, x2, y2 of the one person in COCO train 000000535506.jpg (a woman standing in a kitchen)."""
     data = json.loads((coco_mini / "annotations" / "person_keypoints_train2017.json").read_text())
@@ -177,10 +165,10 @@ def test_centernet_graph_semantics_and_person_box_on_a_real_photo(coco_mini):
 def test_nanodet_person_box_on_a_real_photo(coco_mini):
     network = pytest.importorskip("posekit.network", reason="posekit.network (graph importer) not available yet")
     try:
-        net = network.load_network("nanodet")
+        net = network.load_network("nanodet", pixels=True)  # RGB uint8 in; BGR, mean / std, NCHW in the graph
     except OfflineError as e:
         pytest.skip(f"model files not available offline: {e}")
-    x, back = nanodet.preprocess(coco_mini / "train2017" / "000000535506.jpg")
-    kept, kept_scores = persons(*nanodet.decode_nanodet(net.run(x)))
-    found = apply_affine(kept[:1].reshape(2, 2), back).reshape(1, 4)
+    resized, m = letterbox(as_rgb(coco_mini / "train2017" / "000000535506.jpg"), (416, 416))
+    kept, kept_scores = persons(*nanodet.decode_nanodet(net.run(resized[None])))
+    found = apply_affine(kept[:1].reshape(2, 2), invert_affine(m)).reshape(1, 4)
     assert kept_scores[0] > 0.5 and iou([_gt_box(coco_mini)], found)[0, 0] > 0.8  # measured 0.97

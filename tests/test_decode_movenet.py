@@ -118,7 +118,7 @@ def test_bad_head_shapes_rejected():
 def test_preprocess_letterbox_and_to_image():
     image = np.full((300, 150, 3), 9, np.uint8)
     x, back = mn.preprocess(image, 192)
-    assert x.shape == (1, 192, 192, 3) and x.dtype == np.int32
+    assert x.shape == (1, 192, 192, 3) and x.dtype == np.uint8
     assert x[0, :, :40].max() == 0 and x[0, 100, 96, 0] == 9
     pose_norm = np.array([[0.0, 0.0, 0.5], [0.5, 0.5, 0.6], [1.0, 0.75, 0.7]] + [[0.5, 0.5, 0.0]] * 14)
     pts = mn.to_image(pose_norm, back, 192)

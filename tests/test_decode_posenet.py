@@ -123,8 +123,8 @@ def test_preprocess_and_input_sizes():
     assert pn.input_size_ok(385) and pn.input_size_ok(257) and not pn.input_size_ok(384)
     image = np.full((200, 100, 3), 255, np.uint8)
     x, back = pn.preprocess(image, 257)
-    assert x.shape == (1, 257, 257, 3) and x.dtype == np.float32
-    assert x.min() == -1.0 and x.max() == 1.0
+    assert x.shape == (1, 257, 257, 3) and x.dtype == np.uint8  # pixels: the network normalises them
+    assert x.min() == 0 and x.max() == 255
     # the letterboxed input spans the padded square around the image (within a pixel: rows/columns are whole)
     np.testing.assert_allclose(apply_affine(np.array([[0.0, 0.0], [257.0, 257.0]]), back), [[-50, 0], [150, 200]],
                                atol=1.0)

@@ -7,6 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from posekit.convert.onnx_input import with_pixel_input
 from posekit.errors import PosekitError
 from posekit.network import Network
 
@@ -42,3 +43,42 @@ def test_idle_threads_do_not_spin_unless_asked(add_one, monkeypatch):
     assert _spinning(Network(add_one)) == "1"
     assert _spinning(Network(add_one, spin=False)) == "0"
     assert Network(add_one, threads=1).session.get_session_options().intra_op_num_threads == 1
+
+
+def _identity(shape: list[int], dtype: int = TensorProto.FLOAT) -> onnx.ModelProto:
+    """ONNX graph y = x (x of ``shape`` and ``dtype``), as the importer would emit a network's first layer."""
+    graph = helper.make_graph([helper.make_node("Identity", ["input:0"], ["y:0"])], "identity",
+                              [helper.make_tensor_value_info("input:0", dtype, shape)],
+                              [helper.make_tensor_value_info("y:0", dtype, shape)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _pixels(tmp_path, model: onnx.ModelProto) -> Network:
+    path = tmp_path / "pixels.onnx"
+    onnx.save(model, path)
+    return Network(path, threads=1)
+
+
+def test_pixel_input_reorders_normalises_and_transposes_in_the_graph(tmp_path):
+    """NanoDet's case: RGB uint8 NHWC in, BGR (x - mean) / std NCHW reaches the first layer."""
+    mean, std = np.float32([103.53, 116.28, 123.675]), np.float32([57.375, 57.12, 58.395])
+    model = with_pixel_input(_identity([1, 3, 4, 5]), 1 / std, -mean / std, bgr=True, nchw=True)
+    net = _pixels(tmp_path, model)
+    assert net.inputs[0].dtype == np.uint8 and net.inputs[0].shape == (1, 4, 5, 3)
+    rgb = np.random.default_rng(0).integers(0, 256, (1, 4, 5, 3)).astype(np.uint8)
+    expected = ((rgb[..., ::-1] - mean) / std).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(net.run(rgb)["y:0"], expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(PosekitError, match="takes uint8 pixels 0..255, got float32"):
+        net.run(rgb.astype(np.float32))
+
+
+def test_pixel_input_scalar_scale_and_int32_cast(tmp_path):
+    net = _pixels(tmp_path, with_pixel_input(_identity([1, 2, 2, 3]), 1 / 127.5, -1.0))
+    pixels = np.array([0, 255, 128], np.uint8).reshape(1, 1, 1, 3).repeat(2, 1).repeat(2, 2)
+    np.testing.assert_allclose(net.run(pixels)["y:0"][0, 0, 0], [-1.0, 1.0, 128 / 127.5 - 1], atol=1e-6)
+    as_int = _pixels(tmp_path, with_pixel_input(_identity([1, 2, 2, 3], TensorProto.INT32), 1.0, 0.0,
+                                                dtype="int32"))
+    out = as_int.run(pixels)["y:0"]
+    assert out.dtype == np.int32 and out[0, 0, 0].tolist() == [0, 255, 128]
+    with pytest.raises(ValueError, match="scale 1, offset 0"):
+        with_pixel_input(_identity([1, 2, 2, 3], TensorProto.INT32), 0.5, 0.0, dtype="int32")

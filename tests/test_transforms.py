@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from posekit import transforms
 from posekit.transforms import apply_affine, compose_affine, crop_box, invert_affine, letterbox
 
 
@@ -105,13 +106,21 @@ def test_invert_affine_closed_form_matches_the_matrix_inverse():
         invert_affine(np.array([[1.0, 2.0, 0.0], [2.0, 4.0, 1.0]]))
 
 
-def test_letterbox_can_write_the_network_dtype_directly():
+def test_letterbox_pads_centred_in_the_image_dtype():
     image = np.random.default_rng(2).integers(0, 256, (30, 50, 3), dtype=np.uint8)
     plain, m = letterbox(image, (40, 40))
-    as_int, m2 = letterbox(image, (40, 40), dtype=np.int32)
-    assert plain.dtype == np.uint8 and as_int.dtype == np.int32
-    np.testing.assert_array_equal(as_int, plain.astype(np.int32))
-    np.testing.assert_array_equal(m, m2)
+    assert plain.dtype == np.uint8
+    np.testing.assert_allclose(m, [[0.8, 0, 0], [0, 0.8, 8]])
     assert (plain[:8] == 0).all() and (plain[-8:] == 0).all()  # 24 rows of image, centred, zero padding
     gray, _ = letterbox(image[..., :1], (40, 40), pad_value=7)
     assert gray.shape == (40, 40, 1) and gray[0, 0, 0] == 7
+
+
+def test_cv2_affine_shifts_by_half_a_pixel():
+    """cv2 puts pixel centres at integers, this module at i + 0.5: index map = H^-1 M H, H a half-pixel shift."""
+    half = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        m = rng.normal(size=(2, 3)) * [1, 1, 50]
+        expected = (np.linalg.inv(half) @ np.vstack([m, [0, 0, 1]]) @ half)[:2]
+        np.testing.assert_allclose(transforms._to_cv2(m), expected, atol=1e-12)

@@ -260,17 +260,18 @@ def decode_landmark_outputs(
 
 
 def preprocess_detector(image_rgb: np.ndarray, size: int = DETECTOR_INPUT_SIZE) -> tuple[np.ndarray, Affine]:
-    """RGB image (anything ``io.as_rgb`` takes) -> (float32 [1, size, size, 3] = x / 127.5 - 1, letterboxed
-    with zero padding as MediaPipe does, M input px -> image px)."""
+    """RGB image (anything ``io.as_rgb`` takes) -> (uint8 [1, size, size, 3] pixels, letterboxed with zero padding
+    as MediaPipe does, for the detector loaded with ``pixels=True`` (which feeds x / 127.5 - 1); M input px ->
+    image px)."""
     resized, m = letterbox(as_rgb(image_rgb), (size, size))
-    return (resized.astype(np.float32) / np.float32(127.5) - np.float32(1.0))[None], invert_affine(m)
+    return resized[None], invert_affine(m)
 
 
 def preprocess_landmarks(image_rgb: np.ndarray, roi: Roi, size: int = LANDMARK_INPUT_SIZE) -> tuple[np.ndarray, Affine]:
-    """RGB image + ROI (image pixels) -> (float32 [1, size, size, 3] = x / 255 of the rotated ROI crop, zero
-    outside the image, M input px -> image px)."""
+    """RGB image + ROI (image pixels) -> (uint8 [1, size, size, 3] pixels of the rotated ROI crop, zero outside
+    the image, for the landmark model loaded with ``pixels=True`` (which feeds x / 255); M input px -> image px)."""
     crop, m = crop_box(as_rgb(image_rgb), roi.box, (size, size), margin=1.0, rotation=roi.rotation)
-    return (crop.astype(np.float32) / np.float32(255.0))[None], invert_affine(m)
+    return crop[None], invert_affine(m)
 
 
 def affine_rotation(back: Affine) -> float:

@@ -66,29 +66,30 @@ def weighted_nms(
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    kps = None if keypoints is None else np.asarray(keypoints, dtype=np.float64)
-    remaining = _order(scores)
-    out_boxes, out_scores, out_kps = [], [], []
+    # corners and keypoints side by side: one weighted mean per group; IoUs once, in score order
+    order = _order(scores)
+    values = boxes if keypoints is None else np.concatenate(
+        [boxes, np.asarray(keypoints, dtype=np.float64).reshape(len(boxes), 2 * np.shape(keypoints)[1])], axis=1)
+    values, k = values[order], (values.shape[1] - 4) // 2
+    scores = scores[order]
+    overlaps = iou(boxes[order], boxes[order]) > iou_thr
+    remaining = np.arange(len(order))
+    merged, out_scores = [], []
     while len(remaining) and (max_det is None or len(out_scores) < max_det):
         best = remaining[0]
-        group = iou(boxes[best], boxes[remaining])[0] > iou_thr
+        group = overlaps[best, remaining]
         group[0] = True  # a degenerate (zero-area) best box still forms its own group
         members = remaining[group]
         weights = scores[members]
         total = weights.sum()
         if total <= 0:  # all-zero scores: plain means
             weights, total = np.ones_like(weights), float(len(members))
-        out_boxes.append(weights @ boxes[members] / total)
+        merged.append(weights @ values[members] / total)
         out_scores.append(scores[best])
-        if kps is not None:
-            out_kps.append(np.tensordot(weights, kps[members], axes=1) / total)
         remaining = remaining[~group]
-    k = 0 if kps is None else kps.shape[1]
-    return (
-        np.asarray(out_boxes, dtype=np.float32).reshape(-1, 4),
-        np.asarray(out_scores, dtype=np.float32),
-        None if kps is None else np.asarray(out_kps, dtype=np.float32).reshape(-1, k, 2),
-    )
+    merged = np.asarray(merged, dtype=np.float32).reshape(-1, 4 + 2 * k)
+    return (merged[:, :4], np.asarray(out_scores, dtype=np.float32),
+            None if keypoints is None else merged[:, 4:].reshape(-1, k, 2))
 
 
 def persons(

@@ -21,7 +21,7 @@ import numpy as np
 
 from posekit.decode import sigmoid
 from posekit.io import as_rgb
-from posekit.transforms import Affine, apply_affine, crop_box, invert_affine, letterbox
+from posekit.transforms import Affine, crop_box, invert_affine, letterbox
 
 #: Added to distances before dividing (1.8 in the graph; stored there as float16).
 DISTANCE_BIAS = 1.8
@@ -100,18 +100,17 @@ def decode_single_heads(
 def preprocess(
     image_rgb: np.ndarray, size: int, box_xyxy: np.ndarray | None = None, margin: float = 1.25
 ) -> tuple[np.ndarray, Affine]:
-    """RGB image (H, W, 3) uint8 (anything ``io.as_rgb`` takes) -> (int32 [1, size, size, 3] raw 0..255,
-    M input px -> image px).
+    """RGB image (H, W, 3) uint8 (anything ``io.as_rgb`` takes) -> (uint8 [1, size, size, 3] pixels, for the
+    network loaded with ``pixels=True``; M input px -> image px).
 
     Without a box the whole image is letterboxed (zero padding, centred); with ``box_xyxy`` (image pixels) a
     square crop of side ``margin * max(box w, h)`` around it is taken instead.
     """
     image = as_rgb(image_rgb)
     if box_xyxy is None:
-        x, m = letterbox(image, (size, size), dtype=np.int32)
+        x, m = letterbox(image, (size, size))
     else:
-        crop, m = crop_box(image, box_xyxy, (size, size), margin=margin)
-        x = crop.astype(np.int32)
+        x, m = crop_box(image, box_xyxy, (size, size), margin=margin)
     return x[None], invert_affine(m)
 
 
@@ -123,5 +122,8 @@ def to_image(pose_norm: np.ndarray, affine: Affine, input_size: int | tuple[int,
     """
     ih, iw = (input_size, input_size) if isinstance(input_size, int) else input_size
     p = np.asarray(pose_norm, dtype=np.float32)
-    xy_input = np.column_stack([p[:, 1] * iw, p[:, 0] * ih, p[:, 2]])
-    return apply_affine(xy_input, affine).astype(np.float32)
+    m = np.asarray(affine, dtype=np.float64)
+    out = np.empty(p.shape, np.float32)
+    out[:, :2] = p[:, 1::-1] @ (m[:, :2] * [iw, ih]).T + m[:, 2]  # (x, y) normalised -> input px -> image px
+    out[:, 2] = p[:, 2]
+    return out

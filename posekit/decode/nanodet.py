@@ -4,7 +4,8 @@ Per stride s in (8, 16, 32) the graph gives class probabilities [1, n, 80] (sigm
 distributions [1, n, 44] (logits) over the n = (416 / s)^2 cells, row-major. Each cell's 44 values are
 4 sides (left, top, right, bottom) x 11 bins; a side's distance is the softmax expectation over bins 0..10,
 in strides, measured from the cell centre ((col + 0.5) s, (row + 0.5) s) (Generalized Focal Loss decoding,
-RangiLyu/nanodet v0.x ``GFLHead``). The model expects BGR pixels normalised with NanoDet's mean / std.
+RangiLyu/nanodet v0.x ``GFLHead``). The model expects BGR pixels normalised with NanoDet's mean / std
+(the registry's ``input_scale``/``input_offset``; ``load_network(..., pixels=True)`` applies them in the graph).
 """
 
 from __future__ import annotations
@@ -13,23 +14,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from posekit.hub.registry import NANODET_MEAN_BGR, NANODET_STD_BGR
-from posekit.io import as_rgb
-from posekit.transforms import Affine, invert_affine, letterbox
-
 NANODET_INPUT_SIZE = 416
 #: (class-score output, box-distribution output, stride) per pyramid level.
 LEVELS = (("Identity:0", "Identity_3:0", 8), ("Identity_1:0", "Identity_4:0", 16), ("Identity_2:0", "Identity_5:0", 32))
 NUM_BINS = 11  # reg_max 10
-
-
-def preprocess(image_rgb: np.ndarray, size: int = NANODET_INPUT_SIZE) -> tuple[np.ndarray, Affine]:
-    """RGB image (anything ``io.as_rgb`` takes) -> (float32 NCHW [1, 3, size, size]: letterboxed, BGR,
-    (x - mean) / std, M input px -> image px)."""
-    resized, m = letterbox(as_rgb(image_rgb), (size, size))
-    bgr = resized[..., ::-1].astype(np.float32)
-    x = (bgr - np.float32(NANODET_MEAN_BGR)) / np.float32(NANODET_STD_BGR)
-    return np.ascontiguousarray(x.transpose(2, 0, 1)[None]), invert_affine(m)
 
 
 def expected_distance(logits: np.ndarray) -> np.ndarray:

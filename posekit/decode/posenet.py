@@ -42,8 +42,8 @@ def input_size_ok(size: int, stride: int = OUTPUT_STRIDE) -> bool:
 def preprocess(
     image_rgb: np.ndarray, size: int | tuple[int, int] = 385, output_stride: int = OUTPUT_STRIDE
 ) -> tuple[np.ndarray, Affine]:
-    """RGB image (H, W, 3) uint8 (anything ``io.as_rgb`` takes) -> (float32 [1, h, w, 3] = x / 127.5 - 1,
-    M input px -> image px).
+    """RGB image (H, W, 3) uint8 (anything ``io.as_rgb`` takes) -> (uint8 [1, h, w, 3] pixels, for the network
+    loaded with ``pixels=True`` (which feeds x / 127.5 - 1); M input px -> image px).
 
     The image is letterboxed (zero padding, centred) to ``size`` (an int for square, or (h, w)).
     """
@@ -54,8 +54,7 @@ def preprocess(
             f"use sides of the form k*{output_stride}+1 such as 257, 385 or 513"
         )
     resized, m = letterbox(as_rgb(image_rgb), (h, w))
-    x = resized.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
-    return x[None], invert_affine(m)
+    return resized[None], invert_affine(m)
 
 
 def _check(heatmap: np.ndarray, offsets: np.ndarray) -> tuple[int, int, int]:

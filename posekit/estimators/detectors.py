@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from posekit.decode import nanodet
-from posekit.decode.centernet import CENTERNET_INPUT_SIZE, decode_centernet
+from posekit.decode.centernet import decode_centernet
 from posekit.decode.detection import persons
 from posekit.estimators.registry import register
 from posekit.hub.registry import get_spec
@@ -37,7 +37,7 @@ def boxes_to_image(boxes: np.ndarray, scores: np.ndarray, back: Affine, image_hw
 
 class CocoPersons:
     """A zoo COCO-80 detector keeping people only.  Subclasses set ``name`` (the zoo network) and implement
-    ``preprocess`` and ``decode``.
+    ``decode``; the network takes the letterboxed RGB pixels and normalises them itself.
 
     score_threshold: minimum box score; iou_threshold: NMS overlap; max_people: cap on boxes returned;
     threads: ONNX Runtime threads.
@@ -48,14 +48,15 @@ class CocoPersons:
     def __init__(self, score_threshold: float = 0.3, iou_threshold: float = 0.6, max_people: int = 20,
                  threads: int | None = None) -> None:
         self.spec = get_spec(self.name)
-        self.net = load_network(self.name, threads=threads)
+        self.net = load_network(self.name, threads=threads, pixels=True)
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
         self.max_people = max_people
 
     def preprocess(self, image_rgb: np.ndarray) -> tuple[np.ndarray, Affine]:
-        """RGB image -> (network input, affine input px -> image px)."""
-        raise NotImplementedError
+        """RGB image -> (uint8 [1, size, size, 3] letterboxed pixels, zero padding; affine input px -> image px)."""
+        resized, m = letterbox(image_rgb, self.net.inputs[0].shape[1:3])
+        return resized[None], invert_affine(m)
 
     def decode(self, outputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Network outputs -> (boxes (N, 4) x1, y1, x2, y2 in input pixels, scores (N,), COCO class ids (N,))."""
@@ -74,11 +75,6 @@ class CenterNetPersons(CocoPersons):
 
     name = "centernet"
 
-    def preprocess(self, image_rgb: np.ndarray) -> tuple[np.ndarray, Affine]:
-        size = CENTERNET_INPUT_SIZE
-        resized, m = letterbox(image_rgb, (size, size))
-        return resized[None].astype(np.float32) * self.spec.input_scale + self.spec.input_offset, invert_affine(m)
-
     def decode(self, outputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return decode_centernet(outputs)
 
@@ -87,9 +83,6 @@ class NanoDetPersons(CocoPersons):
     """The zoo's NanoDet (GFL head, COCO classes, 416 x 416, BGR mean / std input) keeping people only."""
 
     name = "nanodet"
-
-    def preprocess(self, image_rgb: np.ndarray) -> tuple[np.ndarray, Affine]:
-        return nanodet.preprocess(image_rgb)
 
     def decode(self, outputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return nanodet.decode_nanodet(outputs, score_thr=self.score_threshold)

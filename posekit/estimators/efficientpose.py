@@ -55,7 +55,7 @@ class EfficientPose(Estimator):
         if not margin > 0:
             raise PosekitError(f"margin must be a positive factor of the box size (e.g. 1.25), got {margin!r}")
         self.margin = float(margin)
-        self.network = load_network(NAME, threads=threads)
+        self.network = load_network(NAME, threads=threads, pixels=True)
         self.spec = self.network.spec
         self.size = self.spec.input_size
 
@@ -77,10 +77,8 @@ class EfficientPose(Estimator):
                 resized, m = letterbox(image_rgb, self.size)
             else:
                 resized, m = crop_box(image_rgb, box, self.size, margin=self.margin)
-            x = resized[None].astype(np.float32) * np.float32(self.spec.input_scale) + np.float32(
-                self.spec.input_offset)
         with self.stage("network"):
-            maps = self.network.run(x)[OUTPUT][0]
+            maps = self.network.run(resized[None])[OUTPUT][0]
         with self.stage("decode"):
             return apply_affine(decode_confidence_maps(maps, self.spec.keypoint_channels), invert_affine(m))
 

@@ -56,7 +56,8 @@ class MoveNetSingle(Estimator):
         self.name = model
         self.decode = decode
         self.margin = float(margin)
-        self.network = load_network(model, heads=list(SINGLE_HEADS) if decode == "heads" else None, threads=threads)
+        self.network = load_network(model, heads=list(SINGLE_HEADS) if decode == "heads" else None, threads=threads,
+                                    pixels=True)
         self.size = int(self.network.inputs[0].shape[1])
 
     def predict(self, image_rgb: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
@@ -135,7 +136,7 @@ class MoveNetMulti(Estimator):
         self.threshold = float(threshold)
         self.max_people = int(max_people)
         self.margin = float(margin)
-        self.network = load_network(self.name, input_shape=[1, None, None, 3], threads=threads)
+        self.network = load_network(self.name, input_shape=[1, None, None, 3], threads=threads, pixels=True)
 
     def predict(self, image_rgb: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
         if boxes is None:
@@ -160,10 +161,8 @@ class MoveNetMulti(Estimator):
 
     def _run(self, resized: np.ndarray, back: Affine, input_hw: tuple[int, int]
              ) -> list[tuple[np.ndarray, np.ndarray, float]]:
-        with self.stage("preprocess"):
-            x = resized.astype(np.int32)[None]
         with self.stage("network"):
-            out = self.network.run(x)["Identity:0"][0]
+            out = self.network.run(resized[None])["Identity:0"][0]
         with self.stage("decode"):
             return decode_multipose(out, back, input_hw)
 

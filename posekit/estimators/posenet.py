@@ -52,7 +52,7 @@ class PoseNet(Estimator):
         self.nms_radius = float(nms_radius)
         self.min_score = float(min_score)
         self.margin = float(margin)
-        self.network = load_network(self.name, input_shape=[1, size, size, 3], threads=threads)
+        self.network = load_network(self.name, input_shape=[1, size, size, 3], threads=threads, pixels=True)
         # "MobilenetV1/heatmap_2/BiasAdd:0" -> "heatmap", likewise offset, displacement_fwd, displacement_bwd
         self._heads = {tensor.split("/")[1].rsplit("_", 1)[0]: tensor for tensor in self.network.spec.outputs}
 
@@ -84,15 +84,11 @@ class PoseNet(Estimator):
         return people
 
     def _input(self, image_rgb: np.ndarray, box: np.ndarray, margin: float) -> tuple[np.ndarray, Affine]:
-        """Network input [1, size, size, 3] for the square crop ``margin`` x the box's longer side around ``box``,
-        and the affine input pixels -> image pixels."""
+        """Network input (uint8 pixels [1, size, size, 3]) for the square crop ``margin`` x the box's longer side
+        around ``box``, and the affine input pixels -> image pixels."""
         with self.stage("preprocess"):
             crop, m = crop_box(image_rgb, box, (self.size, self.size), margin=margin)
-            spec = self.network.spec
-            x = crop[None].astype(np.float32)
-            x *= np.float32(spec.input_scale)  # in place: no float temporaries
-            x += np.float32(spec.input_offset)
-            return x, invert_affine(m)
+            return crop[None], invert_affine(m)
 
     def _run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Network outputs by head name (heatmap, offset, displacement_fwd/bwd), batch axis removed."""
