@@ -156,9 +156,10 @@ def converter_digest() -> str:
 
 
 def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
-             input_shape: Sequence[int | None] | None = None, pixels: bool = False) -> Path:
-    """Path of the ONNX import of ``spec`` (cut at ``heads``; with a pixel input when ``pixels``, see
-    `load_network`), converting and caching it on first use."""
+             input_shape: Sequence[int | None] | None = None, pixels: bool = False,
+             nchw_outputs: Sequence[str] = ()) -> Path:
+    """Path of the ONNX import of ``spec`` (cut at ``heads``; with a pixel input when ``pixels``; ``nchw_outputs``
+    channel-first; see `load_network`), converting and caching it on first use."""
     from filelock import FileLock
 
     from posekit.hub.cache import onnx_dir
@@ -167,8 +168,9 @@ def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
     files = model_files(spec.name)
     outputs = sorted(_resolve_heads(spec, heads) or []) or None  # outputs are keyed by name: order is moot
     shape = list(input_shape if input_shape is not None else spec.input_shape)
-    key = json.dumps([converter_digest(), sorted(spec.files.items()), outputs, shape] + (["pixels"] if pixels else []),
-                     sort_keys=True)
+    nchw = sorted(_resolve_heads(spec, nchw_outputs) or [])
+    options = (["pixels"] if pixels else []) + ([["nchw", nchw]] if nchw else [])
+    key = json.dumps([converter_digest(), sorted(spec.files.items()), outputs, shape] + options, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     target = onnx_dir() / f"{spec.name}-{digest}.onnx"
     if target.is_file():
@@ -182,7 +184,7 @@ def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
 
         graph = load_tfjs(files[spec.graph_file])
         node = spec.input_node.rpartition(":")[0] or spec.input_node
-        model = emit_onnx(graph, outputs, {node: shape}, model_name=spec.name)
+        model = emit_onnx(graph, outputs, {node: shape}, model_name=spec.name, nchw_outputs=nchw)
         if pixels:
             from posekit.convert.onnx_input import with_pixel_input
 
@@ -195,7 +197,7 @@ def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
 
 
 def load_network(name: str, heads: Sequence[str] | None = None, input_shape: Sequence[int | None] | None = None,
-                 threads: int | None = None, pixels: bool = False) -> Network:
+                 threads: int | None = None, pixels: bool = False, nchw_outputs: Sequence[str] = ()) -> Network:
     """Load zoo network ``name`` (see ``posekit models list``).
 
     heads: cut the graph at these tensors instead of its own outputs — names from the registry's ``heads``
@@ -204,7 +206,9 @@ def load_network(name: str, heads: Sequence[str] | None = None, input_shape: Seq
     None entries stay dynamic).  threads: ONNX Runtime intra-op threads (default: all usable CPUs).
     pixels: the network takes RGB uint8 pixels [1, H, W, 3] (H, W as ``input_shape``'s, in NHWC even for NCHW
     models) and applies the registry's normalisation itself (channel order, ``input_scale``/``input_offset``,
-    dtype, layout), so callers skip a float copy of every input.
+    dtype, layout), so callers skip a float copy of every input.  nchw_outputs: 4-D outputs (head names or tensor
+    names) to return channel-first, (N, C, H, W), as the importer computes them (per-channel work on big maps is
+    then contiguous, and the graph skips a final transpose).
     """
     spec = get_spec(name)
-    return Network(onnx_for(spec, heads, input_shape, pixels), spec, threads=threads)
+    return Network(onnx_for(spec, heads, input_shape, pixels, nchw_outputs), spec, threads=threads)

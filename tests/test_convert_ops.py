@@ -497,6 +497,21 @@ def test_shape_of_conv_output_is_nhwc(tmp_path: Path, rng) -> None:
     same(out, np.array([1, 4, 5, 5], np.int32))
 
 
+def test_nchw_outputs_come_channel_first(tmp_path: Path, rng) -> None:
+    """A convolution's output (held channel-first inside) and a plain NHWC value, both asked for channel-first."""
+    b = GraphBuilder()
+    x = b.placeholder("x", (1, 7, 9, 3))
+    conv = b.op("Conv2D", [x, b.const("w", rng.normal(size=(3, 3, 3, 5)))], **conv_attrs(stride=1))
+    plain = b.op("Identity", [x])
+    xv = rng.normal(size=(1, 7, 9, 3)).astype(np.float32)
+    nhwc = b.run(tmp_path / "tf", [f"{conv}:0", f"{plain}:0"], {"x": xv})
+    nchw = b.run(tmp_path / "cf", [f"{conv}:0", f"{plain}:0"], {"x": xv}, nchw_outputs=[f"{conv}:0", f"{plain}:0"])
+    for tf_layout, channel_first in zip(nhwc, nchw):
+        assert channel_first.shape == tf_layout.transpose(0, 3, 1, 2).shape
+        close(channel_first, tf_layout.transpose(0, 3, 1, 2))
+    close(nchw[1], xv.transpose(0, 3, 1, 2))
+
+
 @pytest.mark.parametrize(("kind", "axis"), [("plain", 2), ("plain", 1), ("conv", 3), ("conv", -1)])
 def test_arg_max(tmp_path: Path, rng, kind: str, axis: int) -> None:
     b = GraphBuilder()

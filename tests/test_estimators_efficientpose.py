@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from coco_checks import gt_box_results
 
+from posekit.decode.heatmap import decode_heatmaps
 from posekit.errors import OfflineError, PosekitError
 from posekit.estimators import efficientpose as ep
 from posekit.estimators.registry import models
@@ -26,9 +27,19 @@ def test_decode_confidence_maps_reorders_channels_and_refines():
     maps[2, 3, 0], maps[2, 4, 0] = 0.9, 0.5   # channel 0: peak (x 3, y 2), right neighbour higher
     maps[5, 7, 1], maps[4, 7, 1] = 1.4, 0.2   # channel 1: peak (x 7, y 5), upper neighbour higher; clipped to 1
     maps[0, 0, 2] = 0.3                       # channel 2: corner peak stays put
+    maps = maps.transpose(2, 0, 1)  # (C, H, W), as the network gives them
     out = ep.decode_confidence_maps(maps, (1, 2, 0))  # skeleton order = channels 1, 2, 0
     np.testing.assert_allclose(out, [[7.5, 5.25, 1.0], [0.5, 0.5, 0.3], [3.75, 2.5, 0.9]], atol=1e-6)
     np.testing.assert_allclose(ep.decode_confidence_maps(maps, None), out[[2, 0, 1]])
+
+
+def test_decode_confidence_maps_equals_simplebaseline_quarter_decoding():
+    """The vectorised decoder = SimpleBaseline's per-joint quarter-offset decoding of the reordered maps."""
+    maps = np.random.default_rng(4).normal(0.3, 0.4, (23, 31, 16)).astype(np.float32)
+    maps[0, 5, 3] = maps[12, 0, 4] = maps[22, 30, 5] = 9.0  # peaks on each border
+    channels = tuple(np.random.default_rng(5).permutation(16))
+    expected = decode_heatmaps(maps[..., list(channels)].transpose(2, 0, 1)[None], stride=1.0, refine="quarter")[0]
+    np.testing.assert_allclose(ep.decode_confidence_maps(maps.transpose(2, 0, 1), channels), expected, atol=1e-6)
 
 
 def test_registry_and_options():

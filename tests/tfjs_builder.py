@@ -125,12 +125,14 @@ class GraphBuilder:
         path.write_text(json.dumps(model))
         return path
 
-    def run(self, folder: Path, outputs: Sequence[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """Write the model, convert it for ``outputs`` (tensor refs) and run it in ONNX Runtime.
+    def run(self, folder: Path, outputs: Sequence[str], feeds: dict[str, np.ndarray],
+            nchw_outputs: Sequence[str] = ()) -> list[np.ndarray]:
+        """Write the model, convert it for ``outputs`` (tensor refs; ``nchw_outputs`` of them channel-first) and run
+        it in ONNX Runtime.
 
         ``feeds``: placeholder name -> array.
         """
-        model = emit_onnx(load_tfjs(self.write(folder, outputs)), outputs=list(outputs))
+        model = emit_onnx(load_tfjs(self.write(folder, outputs)), outputs=list(outputs), nchw_outputs=nchw_outputs)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])

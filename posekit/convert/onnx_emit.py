@@ -202,12 +202,14 @@ def emit_onnx(
     outputs: Sequence[str] | None = None,
     input_shapes: dict[str, Sequence[int | None]] | None = None,
     model_name: str = "posekit",
+    nchw_outputs: Sequence[str] = (),
 ) -> onnx.ModelProto:
     """Convert ``graph`` into an ONNX model computing ``outputs`` (TF.js tensor refs; default: the signature's).
 
     Cutting at intermediate tensors works by naming them in ``outputs``.  ONNX input names are the placeholders'
     tensor refs (``"input:0"``), output names the requested refs.  ``input_shapes`` overrides placeholder shapes
-    (NHWC, None = dynamic).
+    (NHWC, None = dynamic).  ``nchw_outputs``: 4-D outputs (among ``outputs``) to give channel-first, NCHW
+    instead of TF's NHWC (no final Transpose when the importer holds them so, as it does convolution outputs).
     """
     from posekit.convert.tfjs_ops import HANDLERS
 
@@ -235,7 +237,8 @@ def emit_onnx(
 
     out_names = []
     for ref in outs:
-        em.nodes.append(helper.make_node("Identity", [em.tf(ref)], [ref]))
+        nchw = ref in {tensor_ref(o) for o in nchw_outputs}
+        em.nodes.append(helper.make_node("Identity", [em.nchw(ref) if nchw else em.tf(ref)], [ref]))
         out_names.append(ref)
     graph_proto = helper.make_graph(em.nodes, model_name, graph_inputs, [], em.initializers)
     model = helper.make_model(

@@ -37,8 +37,6 @@ LANDMARK_OUTPUTS = {"ld_3d": "Identity_2:0", "world_3d": "Identity_4:0", "posefl
                     "heatmap": "Identity:0"}
 #: Columns of the detector output [N, 13]: score logit, box (dx, dy, w, h), 4 keypoints (x, y).
 DETECTOR_COLUMNS = 13
-#: MediaPipe clips score logits to +-100 before the sigmoid.
-SCORE_CLIP = 100.0
 #: Detection keypoints: 0 hip centre, 1 full-body size/rotation point, 2 shoulder centre, 3 upper-body point.
 NUM_DETECTION_KEYPOINTS = 4
 #: ROI side = 2 x |kp1 - kp0| x ROI_SCALE (both for detections and for tracking from auxiliary landmarks).
@@ -133,7 +131,8 @@ def decode_detections(
     """Detector output ``Identity:0`` ([1,] N, 13; or the outputs dict) -> detections in detector-input pixels,
     best first.
 
-    Score = sigmoid(clip(logit, +-100)); kept when >= ``score_thr``. Box centre and keypoints are
+    Score = sigmoid(logit) (MediaPipe clips logits to +-100 first, which changes no float32 score); kept when
+    >= ``score_thr``. Box centre and keypoints are
     offsets in input pixels from the anchor centre, box width/height are in input pixels
     (MediaPipe: x/y/w/h scale = input size, anchor size 1). Boxes with negative size are dropped,
     the rest merged by weighted NMS (IoU > ``iou_thr``).
@@ -146,7 +145,7 @@ def decode_detections(
     # score only the anchors whose logit comes near the threshold's (the margin covers float32 rounding)
     p = min(max(score_thr, 1e-6), 1 - 1e-6)
     index = np.flatnonzero(raw[:, 0] >= math.log(p / (1 - p)) - 0.1)
-    scores = sigmoid(np.clip(raw[index, 0], -SCORE_CLIP, SCORE_CLIP))
+    scores = sigmoid(raw[index, 0])
     index, scores = index[scores >= score_thr], scores[scores >= score_thr]
     reg = raw[index, 1:]
     keep = (reg[:, 2] >= 0) & (reg[:, 3] >= 0)
@@ -203,13 +202,14 @@ def refine_with_heatmap(
     row = np.floor(out[:, 1] / input_size * rows).astype(np.int64)
     inside = (col >= 0) & (col < cols) & (row >= 0) & (row < rows)
     offsets = np.arange(kernel_size) - half
-    rr = np.clip(row, 0, rows - 1)[:, None] + offsets  # (K, ks) window rows, some maybe off the heatmap
-    cc = np.clip(col, 0, cols - 1)[:, None] + offsets
+    # np.minimum/np.maximum, not np.clip: clip's Python wrapper costs several times more (this runs per crop)
+    rr = np.minimum(np.maximum(row, 0), rows - 1)[:, None] + offsets  # (K, ks) window rows, some off the heatmap
+    cc = np.minimum(np.maximum(col, 0), cols - 1)[:, None] + offsets
     # cells off the heatmap count as zero: they add nothing to a window's sum and (min_confidence > 0) cannot
     # raise its peak
     on_map = ((rr >= 0) & (rr < rows))[:, :, None] & ((cc >= 0) & (cc < cols))[:, None, :]
-    windows = hm[np.clip(rr, 0, rows - 1)[:, :, None], np.clip(cc, 0, cols - 1)[:, None, :],
-                 np.arange(k)[:, None, None]] * on_map  # (K, ks, ks)
+    r_in, c_in = np.minimum(np.maximum(rr, 0), rows - 1), np.minimum(np.maximum(cc, 0), cols - 1)
+    windows = hm[r_in[:, :, None], c_in[:, None, :], np.arange(k)[:, None, None]] * on_map  # (K, ks, ks)
     windows = windows.astype(np.float64)
     total = windows.sum(axis=(1, 2))
     use = inside & (windows.max(axis=(1, 2)) >= min_confidence) & (total > 0)

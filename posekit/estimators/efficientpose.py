@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from posekit.decode.heatmap import decode_heatmaps
 from posekit.errors import PosekitError
 from posekit.estimators.base import Estimator
 from posekit.estimators.registry import register
@@ -24,16 +23,24 @@ BOX_MIN_SCORE = 0.2
 
 
 def decode_confidence_maps(maps: np.ndarray, channels: tuple[int, ...] | None) -> np.ndarray:
-    """Confidence maps (H, W, C) at input resolution -> (K, 3) x, y input pixels, score, in skeleton order.
+    """Confidence maps (C, H, W) at input resolution -> (K, 3) x, y input pixels, score, in skeleton order.
 
     ``channels``: skeleton keypoint k is map ``channels[k]`` (None: the maps are in skeleton order).  Each
     joint is its map's argmax moved a quarter pixel towards the higher neighbour; pixel i is centred at
     i + 0.5; score = the peak value clipped to [0, 1] (the maps are not activated).
     """
     maps = np.asarray(maps, dtype=np.float32)
-    if channels is not None:
-        maps = maps[..., list(channels)]
-    return decode_heatmaps(maps.transpose(2, 0, 1)[None], stride=1.0, refine="quarter")[0]
+    c, h, w = maps.shape
+    order = np.arange(c) if channels is None else np.asarray(channels)
+    best = maps.reshape(c, h * w).argmax(axis=1)[order]
+    y, x = np.divmod(best, w)
+    xy = np.stack([x, y], axis=1).astype(np.float32) + np.float32(0.5)
+    for axis, (fwd, bwd, inside) in enumerate((((y, np.minimum(x + 1, w - 1)), (y, np.maximum(x - 1, 0)),
+                                                (x > 0) & (x < w - 1)),
+                                               ((np.minimum(y + 1, h - 1), x), (np.maximum(y - 1, 0), x),
+                                                (y > 0) & (y < h - 1)))):
+        xy[:, axis] += np.where(inside, np.float32(0.25) * np.sign(maps[(order, *fwd)] - maps[(order, *bwd)]), 0)
+    return np.column_stack([xy, np.minimum(np.maximum(maps[order, y, x], 0), 1)]).astype(np.float32)
 
 
 class EfficientPose(Estimator):
@@ -55,7 +62,7 @@ class EfficientPose(Estimator):
         if not margin > 0:
             raise PosekitError(f"margin must be a positive factor of the box size (e.g. 1.25), got {margin!r}")
         self.margin = float(margin)
-        self.network = load_network(NAME, threads=threads, pixels=True)
+        self.network = load_network(NAME, threads=threads, pixels=True, nchw_outputs=[OUTPUT])
         self.spec = self.network.spec
         self.size = self.spec.input_size
 
