@@ -237,11 +237,12 @@ def decode_landmarks(
     ld = np.asarray(ld_3d, dtype=np.float32).reshape(NUM_MODEL_LANDMARKS, 5)
     world = np.asarray(world_3d, dtype=np.float32).reshape(NUM_MODEL_LANDMARKS, 3)
     xy = ld[:, :2] if heatmap is None else refine_with_heatmap(ld[:, :2], heatmap, input_size)
-    visibility = sigmoid(ld[:NUM_LANDMARKS, 3])
-    keypoints = np.concatenate([xy[:NUM_LANDMARKS], visibility[:, None]], axis=1).astype(np.float32)
+    probs = sigmoid(ld[:NUM_LANDMARKS, 3:5])  # visibility, presence
+    keypoints = np.empty((NUM_LANDMARKS, 3), np.float32)
+    keypoints[:, :2], keypoints[:, 2] = xy[:NUM_LANDMARKS], probs[:, 0]
     return BlazePoseLandmarks(
         keypoints=keypoints,
-        presence=sigmoid(ld[:NUM_LANDMARKS, 4]).astype(np.float32),
+        presence=probs[:, 1].copy(),
         world=world[:NUM_LANDMARKS].copy(),
         aux=np.array(xy[AUX_SLICE], dtype=np.float32),
         pose_score=float(np.asarray(poseflag).reshape(-1)[0]),
