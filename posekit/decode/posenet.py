@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 
 from posekit.decode import sigmoid
@@ -88,66 +89,61 @@ def local_maxima(scores: np.ndarray, threshold: float, radius: int) -> tuple[np.
 
     scores (H, W, K). Returns index arrays iy, ix, k sorted by decreasing score (stable).
     """
-    r = int(radius)
-    padded = np.pad(scores, ((r, r), (r, r), (0, 0)), constant_values=-np.inf)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (2 * r + 1, 2 * r + 1), axis=(0, 1))
-    mask = (scores >= threshold) & (scores >= windows.max(axis=(-2, -1)))
-    iy, ix, k = np.nonzero(mask)
+    side = 2 * int(radius) + 1
+    scores = np.asarray(scores, dtype=np.float32)
+    # grey dilation = the window maximum; cv2 treats outside the map as -inf, as the window test needs
+    window_max = cv2.dilate(scores, np.ones((side, side), np.uint8)).reshape(scores.shape)
+    iy, ix, k = np.nonzero((scores >= threshold) & (scores >= window_max))
     order = np.argsort(-scores[iy, ix, k], kind="stable")
     return iy[order], ix[order], k[order]
 
 
-def _cell(point_xy: np.ndarray, stride: int, h: int, w: int) -> tuple[int, int]:
+def _cell(x: float, y: float, stride: int, h: int, w: int) -> tuple[int, int]:
     """Nearest output cell (iy, ix) of an input-pixel point, rounding halves up like JS Math.round."""
-    x, y = (float(v) for v in point_xy[:2])
-    ix, iy = math.floor(x / stride + 0.5), math.floor(y / stride + 0.5)
-    return min(max(iy, 0), h - 1), min(max(ix, 0), w - 1)
+    return min(max(math.floor(y / stride + 0.5), 0), h - 1), min(max(math.floor(x / stride + 0.5), 0), w - 1)
 
 
 def _traverse(
-    source_xy: np.ndarray, edge: int, target: int, disp_xy: np.ndarray, scores: np.ndarray, off_xy: np.ndarray,
+    x: float, y: float, edge: int, target: int, disp_xy: np.ndarray, scores: np.ndarray, off_xy: np.ndarray,
     stride: int, refine_steps: int,
-) -> np.ndarray:
-    """Follow displacement ``edge`` from a known joint to joint ``target``; refine with its short-range offsets.
+) -> tuple[float, float, float]:
+    """Follow displacement ``edge`` from a known joint at (x, y) to joint ``target``; refine with its short-range
+    offsets.  Python floats: a handful of values per step, where numpy's per-call cost would dominate.
 
-    Returns (3,) x, y, score of the target joint.
+    Returns x, y, score of the target joint.
     """
     h, w = scores.shape[:2]
-    iy, ix = _cell(source_xy, stride, h, w)
-    point = source_xy + disp_xy[iy, ix, edge]
+    iy, ix = _cell(x, y, stride, h, w)
+    dx, dy = disp_xy[iy, ix, edge].tolist()
+    x, y = x + dx, y + dy
     for _ in range(refine_steps):
-        iy, ix = _cell(point, stride, h, w)
-        point = np.array([ix, iy], dtype=np.float32) * stride + off_xy[iy, ix, target]
-    iy, ix = _cell(point, stride, h, w)
-    return np.array([point[0], point[1], scores[iy, ix, target]], dtype=np.float32)
+        iy, ix = _cell(x, y, stride, h, w)
+        ox, oy = off_xy[iy, ix, target].tolist()
+        x, y = ix * stride + ox, iy * stride + oy
+    iy, ix = _cell(x, y, stride, h, w)
+    return x, y, float(scores[iy, ix, target])
 
 
 def _grow(
-    root: int, root_pose: np.ndarray, scores: np.ndarray, off_xy: np.ndarray, fwd_xy: np.ndarray,
+    root: int, root_pose: tuple[float, float, float], scores: np.ndarray, off_xy: np.ndarray, fwd_xy: np.ndarray,
     bwd_xy: np.ndarray, stride: int, refine_steps: int,
 ) -> np.ndarray:
     """Whole pose (K, 3) from one root joint: up the tree with backward displacements, then down with forward."""
-    pose = np.zeros((scores.shape[2], 3), dtype=np.float32)
-    known = np.zeros(scores.shape[2], dtype=bool)
-    pose[root], known[root] = root_pose, True
+    pose: list[tuple[float, float, float] | None] = [None] * scores.shape[2]
+    pose[root] = root_pose
     for edge in reversed(range(len(TREE_EDGES))):
         parent, child = TREE_EDGES[edge]
-        if known[child] and not known[parent]:
-            pose[parent] = _traverse(pose[child, :2], edge, parent, bwd_xy, scores, off_xy, stride, refine_steps)
-            known[parent] = True
+        if pose[child] is not None and pose[parent] is None:
+            pose[parent] = _traverse(*pose[child][:2], edge, parent, bwd_xy, scores, off_xy, stride, refine_steps)
     for edge, (parent, child) in enumerate(TREE_EDGES):
-        if known[parent] and not known[child]:
-            pose[child] = _traverse(pose[parent, :2], edge, child, fwd_xy, scores, off_xy, stride, refine_steps)
-            known[child] = True
-    return pose
+        if pose[parent] is not None and pose[child] is None:
+            pose[child] = _traverse(*pose[parent][:2], edge, child, fwd_xy, scores, off_xy, stride, refine_steps)
+    return np.array(pose, dtype=np.float32)
 
 
-def _claimed(found: list[np.ndarray], points_xy: np.ndarray, nms_radius: float) -> np.ndarray:
-    """For each joint k of ``points_xy`` (K, 2): is it within nms_radius of joint k of an earlier pose? (K,) bool."""
-    if not found:
-        return np.zeros(len(points_xy), dtype=bool)
-    earlier = np.stack(found)[:, :, :2]
-    return (((earlier - points_xy[None]) ** 2).sum(-1) <= nms_radius**2).any(axis=0)
+def _near(points: list[tuple[float, float]], x: float, y: float, radius_sq: float) -> bool:
+    """Is (x, y) within sqrt(radius_sq) of any of ``points`` (input pixels)?"""
+    return any((px - x) ** 2 + (py - y) ** 2 <= radius_sq for px, py in points)
 
 
 def decode_multi(
@@ -182,16 +178,20 @@ def decode_multi(
     off_xy, fwd_xy, bwd_xy = _xy_pairs(offsets), _xy_pairs(disp_fwd), _xy_pairs(disp_bwd)
     iy, ix, kk = local_maxima(scores, score_threshold, local_max_radius)
     roots_xy = np.stack([ix, iy], axis=-1).astype(np.float32) * output_stride + off_xy[iy, ix, kk]
-    found: list[np.ndarray] = []
+    # decoded joints by joint index, (x, y) in input pixels: the NMS tests compare a handful of points, in Python
+    found: list[list[tuple[float, float]]] = [[] for _ in range(k)]
+    radius_sq = float(nms_radius) ** 2
     people: list[tuple[np.ndarray, float]] = []
-    for y, x, joint, root_xy in zip(iy, ix, kk, roots_xy):
+    for y, x, joint, (root_x, root_y) in zip(iy.tolist(), ix.tolist(), kk.tolist(), roots_xy.tolist()):
         if len(people) >= max_people:
             break
-        if found and (((np.stack(found)[:, joint, :2] - root_xy) ** 2).sum(-1) <= nms_radius**2).any():
+        if _near(found[joint], root_x, root_y, radius_sq):
             continue
-        root_pose = np.array([root_xy[0], root_xy[1], scores[y, x, joint]], dtype=np.float32)
-        pose = _grow(int(joint), root_pose, scores, off_xy, fwd_xy, bwd_xy, output_stride, refine_steps)
-        score = float(pose[~_claimed(found, pose[:, :2], nms_radius), 2].sum() / k)
-        found.append(pose)
-        people.append((pose, score))
+        pose = _grow(joint, (root_x, root_y, float(scores[y, x, joint])), scores, off_xy, fwd_xy, bwd_xy,
+                     output_stride, refine_steps)
+        joints_xy = pose[:, :2].tolist()
+        unclaimed = [not _near(found[j], px, py, radius_sq) for j, (px, py) in enumerate(joints_xy)]
+        for j, point in enumerate(joints_xy):
+            found[j].append(tuple(point))
+        people.append((pose, float(pose[unclaimed, 2].sum() / k)))
     return people
