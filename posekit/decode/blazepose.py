@@ -133,8 +133,8 @@ def decode_detections(
 
     Score = sigmoid(logit) (MediaPipe clips logits to +-100 first, which changes no float32 score); kept when
     >= ``score_thr``. Box centre and keypoints are offsets in input pixels from the anchor centre, box
-    width/height are in input pixels (MediaPipe: x/y/w/h scale = input size, anchor size 1). Boxes with negative size are dropped,
-    the rest merged by weighted NMS (IoU > ``iou_thr``).
+    width/height are in input pixels (MediaPipe: x/y/w/h scale = input size, anchor size 1). Boxes with negative
+    size are dropped, the rest merged by weighted NMS (IoU > ``iou_thr``).
     """
     raw = np.asarray(raw[DETECTOR_OUTPUT] if isinstance(raw, Mapping) else raw, dtype=np.float32)
     anchors = np.asarray(anchors, dtype=np.float32).reshape(-1, 2)
