@@ -157,19 +157,25 @@ def converter_digest() -> str:
 
 def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
              input_shape: Sequence[int | None] | None = None, pixels: bool = False,
-             nchw_outputs: Sequence[str] = ()) -> Path:
+             nchw_outputs: Sequence[str] = (), batch: bool = False) -> Path:
     """Path of the ONNX import of ``spec`` (cut at ``heads``; with a pixel input when ``pixels``; ``nchw_outputs``
-    channel-first; see `load_network`), converting and caching it on first use."""
+    channel-first; fed at ``spec.batch_input`` when ``batch``; see `load_network`), converting and caching it on
+    first use."""
     from filelock import FileLock
 
     from posekit.hub.cache import onnx_dir
     from posekit.hub.fetch import model_files
 
-    files = model_files(spec.name)
     outputs = sorted(_resolve_heads(spec, heads) or []) or None  # outputs are keyed by name: order is moot
     shape = list(input_shape if input_shape is not None else spec.input_shape)
+    node, dtype, scale, offset = spec.input_node, spec.input_dtype, spec.input_scale, spec.input_offset
+    if batch:
+        if spec.batch_input is None:
+            raise PosekitError(f"{spec.name} has no batch input; run it one image at a time")
+        node, dtype, scale, offset, shape[0] = spec.batch_input, "float32", 1.0, 0.0, None  # raw float pixels
+    files = model_files(spec.name)
     nchw = sorted(_resolve_heads(spec, nchw_outputs) or [])
-    options = (["pixels"] if pixels else []) + ([["nchw", nchw]] if nchw else [])
+    options = (["pixels"] if pixels else []) + ([["nchw", nchw]] if nchw else []) + (["batch"] if batch else [])
     key = json.dumps([converter_digest(), sorted(spec.files.items()), outputs, shape] + options, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     target = onnx_dir() / f"{spec.name}-{digest}.onnx"
@@ -183,13 +189,12 @@ def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
         from posekit.convert.tfjs import load_tfjs
 
         graph = load_tfjs(files[spec.graph_file])
-        node = spec.input_node.rpartition(":")[0] or spec.input_node
-        model = emit_onnx(graph, outputs, {node: shape}, model_name=spec.name, nchw_outputs=nchw)
+        model = emit_onnx(graph, outputs, {node.rpartition(":")[0] or node: shape}, model_name=spec.name,
+                          nchw_outputs=nchw)
         if pixels:
             from posekit.convert.onnx_input import with_pixel_input
 
-            with_pixel_input(model, spec.input_scale, spec.input_offset, spec.input_dtype,
-                             bgr=spec.channels == "BGR", nchw=spec.layout == "NCHW")
+            with_pixel_input(model, scale, offset, dtype, bgr=spec.channels == "BGR", nchw=spec.layout == "NCHW")
         tmp = target.with_suffix(f".tmp{os.getpid()}")
         tmp.write_bytes(model.SerializeToString())
         os.replace(tmp, target)
@@ -197,7 +202,8 @@ def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
 
 
 def load_network(name: str, heads: Sequence[str] | None = None, input_shape: Sequence[int | None] | None = None,
-                 threads: int | None = None, pixels: bool = False, nchw_outputs: Sequence[str] = ()) -> Network:
+                 threads: int | None = None, pixels: bool = False, nchw_outputs: Sequence[str] = (),
+                 batch: bool = False) -> Network:
     """Load zoo network ``name`` (see ``posekit models list``).
 
     heads: cut the graph at these tensors instead of its own outputs — names from the registry's ``heads``
@@ -208,7 +214,9 @@ def load_network(name: str, heads: Sequence[str] | None = None, input_shape: Seq
     models) and applies the registry's normalisation itself (channel order, ``input_scale``/``input_offset``,
     dtype, layout), so callers skip a float copy of every input.  nchw_outputs: 4-D outputs (head names or tensor
     names) to return channel-first, (N, C, H, W), as the importer computes them (per-channel work on big maps is
-    then contiguous, and the graph skips a final transpose).
+    then contiguous, and the graph skips a final transpose).  batch: a network whose graph takes one image gets a
+    batch input instead ([N, H, W, 3], fed at the registry's ``batch_input``; raw 0..255 pixels as float32, or
+    uint8 with ``pixels``), for top-down pipelines to run all person crops at once.
     """
     spec = get_spec(name)
-    return Network(onnx_for(spec, heads, input_shape, pixels, nchw_outputs), spec, threads=threads)
+    return Network(onnx_for(spec, heads, input_shape, pixels, nchw_outputs, batch), spec, threads=threads)

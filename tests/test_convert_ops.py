@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from tfjs_builder import QUANTS, SHARD, GraphBuilder, TfType, quantize
 
@@ -495,6 +496,21 @@ def test_shape_of_conv_output_is_nhwc(tmp_path: Path, rng) -> None:
     y = b.op("Shape", [conv], out_type=INT32)
     (out,) = b.run(tmp_path, [y], {"x": np.zeros((1, 7, 9, 3), np.float32)})
     same(out, np.array([1, 4, 5, 5], np.int32))
+
+
+def test_an_intermediate_tensor_can_be_fed_instead_of_computed(tmp_path: Path) -> None:
+    """input_shapes naming a non-placeholder node: that node's output becomes the graph input (its inputs and
+    everything only they need are left out)."""
+    b = GraphBuilder()
+    x = b.placeholder("x", (1, 2, 2, 3))
+    mid = b.op("Mul", [x, b.const("two", np.float32(2.0))], name="mid")
+    y = b.op("Add", [mid, b.const("one", np.float32(1.0))])
+    model = emit_onnx(load_tfjs(b.write(tmp_path, [f"{y}:0"])), [f"{y}:0"], {"mid": [None, 2, 2, 3]})
+    assert [i.name for i in model.graph.input] == ["mid:0"]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    fed = np.arange(24, dtype=np.float32).reshape(2, 2, 2, 3)  # a batch of 2 where x had 1
+    (out,) = session.run(None, {"mid:0": fed})
+    close(out, fed + 1)
 
 
 def test_nchw_outputs_come_channel_first(tmp_path: Path, rng) -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from posekit.decode import movenet as mn
 from posekit.errors import OfflineError, PosekitError
+from posekit.estimators.movenet import SINGLE_HEADS
 from posekit.transforms import apply_affine
 
 H = W = 8
@@ -150,3 +151,23 @@ def test_decode_matches_graph_on_golden(model, golden_dir):
         decoded = mn.decode_single_heads(**{k: out[t][0] for k, t in heads.items()})
         golden = np.load(golden_dir / model / f"{name}.Identity.npy")[0, 0]
         np.testing.assert_allclose(decoded, golden, atol=1e-3)
+
+
+@pytest.mark.network  # fetches the model files unless cached
+def test_batch_input_runs_each_crop_as_the_single_image_graph_does():
+    """The graph keeps image 0 of its input; fed at its batch entry it runs every crop (tolerance: other conv
+    kernels for a batch)."""
+    network = pytest.importorskip("posekit.network", reason="posekit.network (graph importer) not available yet")
+    try:
+        single = network.load_network("movenet-lightning", heads=list(SINGLE_HEADS), pixels=True)
+        batch = network.load_network("movenet-lightning", heads=list(SINGLE_HEADS), pixels=True, batch=True)
+    except OfflineError as e:
+        pytest.skip(f"model files not available offline: {e}")
+    crops = np.random.default_rng(7).integers(0, 256, (3, 192, 192, 3)).astype(np.uint8)
+    together = batch.run(crops)
+    for i in range(3):
+        alone = single.run(crops[i:i + 1])
+        for name, value in alone.items():
+            np.testing.assert_allclose(together[name][i], value[0], atol=1e-3)
+    with pytest.raises(PosekitError, match="no batch input"):
+        network.load_network("posenet", batch=True)

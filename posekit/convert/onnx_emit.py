@@ -8,7 +8,7 @@ and a Transpose is inserted (once per value) only where a channel-first value me
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,8 +169,9 @@ def const_to_nchw(array: np.ndarray) -> np.ndarray:
     return shaped.transpose(NHWC_TO_NCHW)
 
 
-def needed_nodes(graph: TfjsGraph, outputs: Sequence[str]) -> list[str]:
-    """Names of the nodes the outputs depend on, in dependency order (iterative DFS)."""
+def needed_nodes(graph: TfjsGraph, outputs: Sequence[str], leaves: Collection[str] = ()) -> list[str]:
+    """Names of the nodes the outputs depend on, in dependency order (iterative DFS); the nodes named in
+    ``leaves`` are included but not their inputs."""
     order: list[str] = []
     state: dict[str, int] = {}
     for out in outputs:
@@ -188,7 +189,7 @@ def needed_nodes(graph: TfjsGraph, outputs: Sequence[str]) -> list[str]:
                 continue
             state[name] = 1
             stack.append((name, True))
-            for ref in reversed(graph.nodes[name].inputs):
+            for ref in [] if name in leaves else reversed(graph.nodes[name].inputs):
                 dep = split_ref(ref)[0]
                 if dep not in graph.nodes:
                     raise PosekitError(f"node {name} reads {ref}, which the graph does not define")
@@ -208,7 +209,9 @@ def emit_onnx(
 
     Cutting at intermediate tensors works by naming them in ``outputs``.  ONNX input names are the placeholders'
     tensor refs (``"input:0"``), output names the requested refs.  ``input_shapes`` overrides placeholder shapes
-    (NHWC, None = dynamic).  ``nchw_outputs``: 4-D outputs (among ``outputs``) to give channel-first, NCHW
+    (NHWC, None = dynamic); naming another node there feeds its output (its first) instead of computing it, a
+    graph input of that shape and the node's dtype (e.g. to skip a graph's single-image preprocessing).
+    ``nchw_outputs``: 4-D outputs (among ``outputs``) to give channel-first, NCHW
     instead of TF's NHWC (no final Transpose when the importer holds them so, as it does convolution outputs).
     """
     from posekit.convert.tfjs_ops import HANDLERS
@@ -218,15 +221,16 @@ def emit_onnx(
         raise PosekitError("the graph declares no outputs; name the tensors to export")
     em = Emitter(graph)
     graph_inputs = []
-    for node_name in needed_nodes(graph, outs):
+    entries = {name for name in input_shapes or {} if name in graph.nodes and graph.nodes[name].op != "Const"}
+    for node_name in needed_nodes(graph, outs, leaves=entries):
         node = graph.nodes[node_name]
         if node.op == "Const":
             continue
-        if node.op == "Placeholder":
+        if node.op == "Placeholder" or node_name in entries:
             ref = f"{node_name}:0"
             shape = list((input_shapes or {}).get(node_name, graph.input_shapes.get(node_name, [])))
             dims = [d if d is not None and d > 0 else f"{node_name}_d{i}" for i, d in enumerate(shape)]
-            dtype = _TF_TO_ONNX.get(node.attrs.get("dtype", "DT_FLOAT"), TensorProto.FLOAT)
+            dtype = _TF_TO_ONNX.get(node.attrs.get("dtype", node.attrs.get("T", "DT_FLOAT")), TensorProto.FLOAT)
             graph_inputs.append(helper.make_tensor_value_info(ref, dtype, dims))  # [] = a scalar
             em.set(ref, ref)
             continue

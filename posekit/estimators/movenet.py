@@ -56,32 +56,33 @@ class MoveNetSingle(Estimator):
         self.name = model
         self.decode = decode
         self.margin = float(margin)
-        self.network = load_network(model, heads=list(SINGLE_HEADS) if decode == "heads" else None, threads=threads,
-                                    pixels=True)
+        # raw heads: one batched run for all person crops; the graph's own decoder takes one image at a time
+        heads = decode == "heads"
+        self.network = load_network(model, heads=list(SINGLE_HEADS) if heads else None, threads=threads,
+                                    pixels=True, batch=heads)
         self.size = int(self.network.inputs[0].shape[1])
 
     def predict(self, image_rgb: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
         if boxes is None:
-            keypoints = self._keypoints(image_rgb, None)
+            (keypoints,) = self._keypoints(image_rgb, [None])
             return [Person(keypoints, box_from_keypoints(keypoints, BOX_MIN_SCORE), float(keypoints[:, 2].mean()))]
-        people = []
-        for box in boxes:  # the graph has batch 1: one crop at a time
-            keypoints = self._keypoints(image_rgb, box)
-            people.append(Person(keypoints, box, float(keypoints[:, 2].mean())))
-        return people
+        return [Person(keypoints, box, float(keypoints[:, 2].mean()))
+                for keypoints, box in zip(self._keypoints(image_rgb, list(boxes)), boxes)]
 
-    def _keypoints(self, image_rgb: np.ndarray, box: np.ndarray | None) -> np.ndarray:
-        """(17, 3) x, y image pixels, score for the whole image (box None) or the crop around ``box``."""
+    def _keypoints(self, image_rgb: np.ndarray, boxes: list[np.ndarray | None]) -> list[np.ndarray]:
+        """(17, 3) x, y image pixels, score per box: the crop around it, or the whole image for None."""
         with self.stage("preprocess"):
-            x, back = mn.preprocess(image_rgb, self.size, box_xyxy=box, margin=self.margin)
+            crops = [mn.preprocess(image_rgb, self.size, box_xyxy=box, margin=self.margin) for box in boxes]
+            x = crops[0][0] if len(crops) == 1 else np.concatenate([c[0] for c in crops])
         with self.stage("network"):
-            out = self.network.run(x)
-        with self.stage("decode"):
             if self.decode == "heads":
-                pose = mn.decode_single_heads(**{k: out[self.network.spec.heads[k]][0] for k in SINGLE_HEADS})
+                out = self.network.run(x)
+                outputs = [{k: out[self.network.spec.heads[k]][i] for k in SINGLE_HEADS} for i in range(len(x))]
             else:
-                pose = out["Identity:0"][0, 0]
-            return mn.to_image(pose, back, self.size)
+                outputs = [self.network.run(x[i:i + 1])["Identity:0"][0, 0] for i in range(len(x))]
+        with self.stage("decode"):
+            poses = [mn.decode_single_heads(**o) for o in outputs] if self.decode == "heads" else outputs
+            return [mn.to_image(pose, back, self.size) for pose, (_, back) in zip(poses, crops)]
 
 
 def multipose_input_size(height: int, width: int, size: int) -> tuple[int, int]:

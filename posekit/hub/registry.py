@@ -38,6 +38,8 @@ class ModelSpec:
     keypoints: skeleton name (`posekit.skeleton.get_skeleton`), None for detectors.
     keypoint_channels: skeleton keypoint k is model output channel ``keypoint_channels[k]``; None when the model
     already emits the skeleton's order (so ``heatmaps[..., list(keypoint_channels)]`` is in skeleton order).
+    batch_input: for a graph that takes one image (batch 1), the tensor where its single-image preprocessing ends;
+    fed instead of the input, it runs a batch of [N, H, W, 3] float pixels 0..255 (``load_network(batch=True)``).
     """
 
     name: str
@@ -59,6 +61,7 @@ class ModelSpec:
     head_meanings: dict[str, str] = field(default_factory=dict)
     keypoint_channels: tuple[int, ...] | None = None
     channels: str = "RGB"
+    batch_input: str | None = None
 
     @property
     def graph_file(self) -> str:
@@ -141,6 +144,8 @@ def _movenet_single(variant: str, size: int, adjective: str, json: tuple[str, in
         source=f"https://tfhub.dev/google/movenet/singlepose/{variant}/4",
         heads=_MOVENET_HEADS,
         head_meanings=_MOVENET_HEAD_MEANINGS,
+        # the graph unstacks its input, keeps image 0, restacks it here, then normalises
+        batch_input="StatefulPartitionedCall/stack:0",
     )
 
 
