@@ -4,7 +4,6 @@ pipeline with a fake single-person estimator that really looks at the pixels."""
 from __future__ import annotations
 
 import contextlib
-import itertools
 import threading
 import time
 from dataclasses import replace
@@ -427,8 +426,12 @@ def test_ids_stay_stable_on_the_real_vtest_clip():
     import posekit
     from posekit.pipeline.metrics import video_stats
 
-    frames = [f.people for f in itertools.islice(track_video(VTEST, posekit.load(posekit.DEFAULT_VIDEO_MODEL)), 150)]
+    frames = [f.people for f in track_video(VTEST, posekit.load(posekit.DEFAULT_VIDEO_MODEL))]
     stats = video_stats(frames)
-    # the first 15 s: 11 ids now; 35 before two-stage association, confirmation and the crop guards
-    assert stats["tracks"] <= 14 and stats["median_track_frames"] >= 50
+    # the whole clip (795 frames, about 25 people by hand count): 29 ids, median track 107-108 frames; 112 ids and
+    # 19.5 before two-stage association, confirmation and the crop guards.  Not a shorter stretch: over the first
+    # 150 frames the counts flip with 1e-5 px changes (11 or 13 ids, median 67 or 49 frames, for the single-image
+    # and the batched MoveNet graph, whose keypoints agree within 0.001 px)
+    assert stats["frames"] == 795
+    assert stats["tracks"] <= 35 and stats["median_track_frames"] >= 80
     assert stats["jitter_cut"] >= 0.3
