@@ -141,6 +141,23 @@ def test_people_options_and_empty_boxes(full, coco_mini):
     assert len(full(blank)) == 0
 
 
+@pytest.mark.network
+def test_all_crops_run_as_one_batch_with_the_same_answers(full, coco_mini, monkeypatch):
+    """Several people: one detector run and one landmark run for all of them, each person as when run alone."""
+    image = read_image(coco_mini / "train2017" / "000000227000.jpg", apply_exif=False)  # three people
+    boxes = np.stack([p.box for p in full(image)])
+    assert len(boxes) >= 2
+    alone = [full(image, boxes[i:i + 1])[0] for i in range(len(boxes))]
+    runs = []
+    for net in (full.detector, full.landmarker):
+        monkeypatch.setattr(net, "run", lambda x, net=net, run=net.run: runs.append((net, len(x))) or run(x))
+    together = full(image, boxes)
+    assert runs == [(full.detector, len(boxes)), (full.landmarker, len(boxes))]
+    for a, b in zip(together, alone):
+        np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-3)
+        np.testing.assert_allclose(a.box, b.box)
+
+
 def test_mirror_landmarks_undoes_a_mirrored_crop():
     rng = np.random.default_rng(3)
     lm = bp.BlazePoseLandmarks(keypoints=rng.uniform(0, 256, (33, 3)).astype(np.float32),
@@ -178,9 +195,9 @@ def test_flip_test_mirrors_each_roi_crop(full, coco_mini, monkeypatch):
     lsh, rsh = BLAZEPOSE33.index("left_shoulder"), BLAZEPOSE33.index("right_shoulder")
     assert np.sign(fused.keypoints[lsh, 0] - fused.keypoints[rsh, 0]) == np.sign(
         plain.keypoints[lsh, 0] - plain.keypoints[rsh, 0])
-    # one detector run, two landmark runs (the crop and its mirror)
+    # one detector run, one landmark run on a batch of two crops (the crop and its mirror)
     runs = []
     for net in (full.detector, full.landmarker):
-        monkeypatch.setattr(net, "run", lambda x, net=net, run=net.run: runs.append(net) or run(x))
+        monkeypatch.setattr(net, "run", lambda x, net=net, run=net.run: runs.append((net, len(x))) or run(x))
     flipped(image, box)
-    assert runs.count(full.detector) == 1 and runs.count(full.landmarker) == 2
+    assert runs == [(full.detector, 1), (full.landmarker, 2)]

@@ -122,23 +122,21 @@ class BlazePose(Estimator):
 
     def predict(self, image_rgb: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
         if boxes is None:
-            rois = self._rois(image_rgb)[: self.max_people]
+            (rois,) = self._rois([(image_rgb, None)])
             people = []
-            for roi in rois:
-                landmarks = self._landmarks(image_rgb, roi)
+            for landmarks in self._landmarks(image_rgb, rois[: self.max_people]):
                 if np.mean([lm.pose_score for lm in landmarks]) >= self.pose_threshold:
                     people.append(self._person(landmarks))
             return people
-        people = []
-        for box in boxes:
-            with self.stage("preprocess"):
-                size = bp.DETECTOR_INPUT_SIZE
-                crop, m = crop_box(image_rgb, box, (size, size), margin=self.crop_margin)
-            rois = self._rois(crop, invert_affine(m))
-            with self.stage("decode"):
-                roi = roi_for_box(rois, box)
-            people.append(self._person(self._landmarks(image_rgb, roi), box))
-        return people
+        if not len(boxes):
+            return []
+        with self.stage("preprocess"):
+            size = bp.DETECTOR_INPUT_SIZE
+            crops = [crop_box(image_rgb, box, (size, size), margin=self.crop_margin) for box in boxes]
+        rois_per_box = self._rois([(crop, invert_affine(m)) for crop, m in crops])
+        with self.stage("decode"):
+            rois = [roi_for_box(found, box) for found, box in zip(rois_per_box, boxes)]
+        return [self._person(landmarks, box) for landmarks, box in zip(self._landmarks(image_rgb, rois), boxes)]
 
     def flipped(self) -> BlazePose:
         """This estimator (sharing its networks) with the flip test on each ROI crop."""
@@ -146,33 +144,42 @@ class BlazePose(Estimator):
         twin.flip, twin.timings = True, {}
         return twin
 
-    def _rois(self, image_rgb: np.ndarray, to_image: Affine | None = None) -> list[bp.Roi]:
-        """Detector ROIs on ``image_rgb``, best first, in its pixels, or mapped by ``to_image`` (an affine from
-        ``image_rgb``'s pixels, e.g. of a crop, to the original image's)."""
+    def _rois(self, images: list[tuple[np.ndarray, Affine | None]]) -> list[list[bp.Roi]]:
+        """Detector ROIs, best first, on each image (one batched run), in its pixels, or mapped by its affine when
+        given (from the image's pixels, e.g. of a crop, to the original image's)."""
         with self.stage("preprocess"):
-            x, back = bp.preprocess_detector(image_rgb)
-            if to_image is not None:
-                back = compose_affine(to_image, back)
+            inputs = [bp.preprocess_detector(image) for image, _ in images]
+            backs = [back if to_image is None else compose_affine(to_image, back)
+                     for (_, back), (_, to_image) in zip(inputs, images)]
         with self.stage("network"):
-            raw = self.detector.run(x)
+            raw = self.detector.run(np.concatenate([x for x, _ in inputs]))[bp.DETECTOR_OUTPUT]
         with self.stage("decode"):
-            dets = bp.decode_detections(raw, self.anchors, self.detector_threshold)
-            return [bp.detection_to_roi(bp.detection_to_image(d, back)) for d in dets]
+            return [[bp.detection_to_roi(bp.detection_to_image(d, back))
+                     for d in bp.decode_detections(out, self.anchors, self.detector_threshold)]
+                    for out, back in zip(raw, backs)]
 
-    def _landmarks(self, image_rgb: np.ndarray, roi: bp.Roi) -> list[bp.BlazePoseLandmarks]:
-        """Landmarks of the person in ``roi`` (image pixels), in image pixels: from the crop, and with the flip
-        test also from the mirrored crop (un-mirrored)."""
+    def _landmarks(self, image_rgb: np.ndarray, rois: list[bp.Roi]) -> list[list[bp.BlazePoseLandmarks]]:
+        """Per ROI (image pixels), the landmarks of its person in image pixels: from the crop, and with the flip
+        test also from the mirrored crop (un-mirrored); all crops in one batched run."""
+        if not rois:
+            return []
         with self.stage("preprocess"):
-            x, back = bp.preprocess_landmarks(image_rgb, roi)
-            inputs = [x, np.ascontiguousarray(x[:, :, ::-1])] if self.flip else [x]
-        results = []
-        for mirrored, crop in enumerate(inputs):
-            with self.stage("network"):
-                out = self.landmarker.run(crop)
-            with self.stage("decode"):
-                lm = bp.decode_landmark_outputs(out, self.refine)
-                results.append(bp.landmarks_to_image(bp.mirror_landmarks(lm) if mirrored else lm, back))
-        return results
+            inputs = [bp.preprocess_landmarks(image_rgb, roi) for roi in rois]
+            crops = [x for x, _ in inputs] + ([x[:, :, ::-1] for x, _ in inputs] if self.flip else [])
+            batch = np.concatenate(crops)
+        with self.stage("network"):
+            out = self.landmarker.run(batch)
+        with self.stage("decode"):
+            n = len(rois)
+            results = []
+            for i, (_, back) in enumerate(inputs):
+                views = [0, 1] if self.flip else [0]
+                found = []
+                for mirrored in views:
+                    lm = bp.decode_landmark_outputs({k: v[i + mirrored * n] for k, v in out.items()}, self.refine)
+                    found.append(bp.landmarks_to_image(bp.mirror_landmarks(lm) if mirrored else lm, back))
+                results.append(found)
+            return results
 
     def _person(self, landmarks: list[bp.BlazePoseLandmarks], box: np.ndarray | None = None) -> Person:
         """`to_person` of one set of landmarks, or the fusion of a flip test's two."""
