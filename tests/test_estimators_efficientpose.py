@@ -94,17 +94,3 @@ def test_keypoints_follow_the_image_geometry(efficientpose, coco_mini):
     in_box = efficientpose(image, box)[0].keypoints
     np.testing.assert_allclose(efficientpose(padded, box + [100, 30, 100, 30])[0].keypoints, in_box + [100, 30, 0],
                                atol=1e-3)
-
-
-@pytest.mark.network
-def test_person_boxes_run_as_one_batch_with_the_same_answers(efficientpose, coco_mini, monkeypatch):
-    image = read_image(coco_mini / "train2017" / "000000227000.jpg", apply_exif=False)  # three people
-    boxes = np.array([[0, 0, 200, 400], [150, 50, 400, 420]], np.float32)
-    alone = [efficientpose(image, boxes[i:i + 1])[0] for i in range(2)]
-    sizes = []
-    run = efficientpose.network.run
-    monkeypatch.setattr(efficientpose.network, "run", lambda x: sizes.append(len(x)) or run(x))
-    together = efficientpose(image, boxes)
-    assert sizes == [2]
-    for a, b in zip(together, alone):
-        np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-3)

@@ -81,22 +81,8 @@ def test_boxes_give_one_person_each(posenet, basketball):
 def test_single_person_and_other_sizes(basketball):
     for size in (257, 513):
         single = _load(size=size, multi_person=False)
-        assert single.network.inputs[0].shape == (None, size, size, 3)  # batch axis free for crops
+        assert single.network.inputs[0].shape == (1, size, size, 3)
         (person,) = single(basketball)
         # the left player holds the ball facing the camera: most joints on him
         on_left = (person.keypoints[:, 2] > 0.3) & (person.keypoints[:, 0] < 200)
         assert on_left.sum() >= 10
-
-
-@pytest.mark.network
-def test_person_boxes_run_as_one_batch_with_the_same_answers(posenet, basketball, monkeypatch):
-    boxes = np.array([[57, 107, 150, 455], [440, 20, 640, 480]], np.float32)
-    alone = [posenet(basketball, boxes[i:i + 1])[0] for i in range(2)]
-    sizes = []
-    run = posenet.network.run
-    monkeypatch.setattr(posenet.network, "run", lambda x: sizes.append(len(x)) or run(x))
-    together = posenet(basketball, boxes)
-    assert sizes == [2]
-    for a, b, box in zip(together, alone, boxes):
-        np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-3)
-        np.testing.assert_array_equal(a.box, box)

@@ -11,7 +11,6 @@ import numpy as np
 from posekit.errors import PosekitError
 from posekit.estimators.base import Estimator
 from posekit.estimators.registry import register
-from posekit.hub.registry import get_spec
 from posekit.network import load_network
 from posekit.skeleton import MPII16
 from posekit.transforms import apply_affine, crop_box, invert_affine, letterbox
@@ -63,31 +62,32 @@ class EfficientPose(Estimator):
         if not margin > 0:
             raise PosekitError(f"margin must be a positive factor of the box size (e.g. 1.25), got {margin!r}")
         self.margin = float(margin)
-        # batch axis left free: all person crops in one run
-        self.network = load_network(NAME, input_shape=[None, *get_spec(NAME).input_shape[1:]], threads=threads,
-                                    pixels=True, nchw_outputs=[OUTPUT])
+        self.network = load_network(NAME, threads=threads, pixels=True, nchw_outputs=[OUTPUT])
         self.spec = self.network.spec
         self.size = self.spec.input_size
 
     def predict(self, image_rgb: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
         if boxes is None:
-            (keypoints,) = self._keypoints(image_rgb, [None])
+            keypoints = self._keypoints(image_rgb, None)
             return [Person(keypoints, box_from_keypoints(keypoints, BOX_MIN_SCORE), float(keypoints[:, 2].mean()),
                            MPII16)]
-        return [Person(keypoints, box, float(keypoints[:, 2].mean()), MPII16)
-                for keypoints, box in zip(self._keypoints(image_rgb, list(boxes)), boxes)]
+        people = []
+        for box in boxes:
+            keypoints = self._keypoints(image_rgb, box)
+            people.append(Person(keypoints, box, float(keypoints[:, 2].mean()), MPII16))
+        return people
 
-    def _keypoints(self, image_rgb: np.ndarray, boxes: list[np.ndarray | None]) -> list[np.ndarray]:
-        """(16, 3) x, y image pixels, score per box: the crop around it, or the whole image for None."""
+    def _keypoints(self, image_rgb: np.ndarray, box: np.ndarray | None) -> np.ndarray:
+        """(16, 3) x, y image pixels, score for the whole image (box None) or the crop around ``box``."""
         with self.stage("preprocess"):
-            crops = [letterbox(image_rgb, self.size) if box is None else
-                     crop_box(image_rgb, box, self.size, margin=self.margin) for box in boxes]
-            x = np.stack([crop for crop, _ in crops])
+            if box is None:
+                resized, m = letterbox(image_rgb, self.size)
+            else:
+                resized, m = crop_box(image_rgb, box, self.size, margin=self.margin)
         with self.stage("network"):
-            maps = self.network.run(x)[OUTPUT]
+            maps = self.network.run(resized[None])[OUTPUT][0]
         with self.stage("decode"):
-            return [apply_affine(decode_confidence_maps(m, self.spec.keypoint_channels), invert_affine(affine))
-                    for m, (_, affine) in zip(maps, crops)]
+            return apply_affine(decode_confidence_maps(maps, self.spec.keypoint_channels), invert_affine(m))
 
 
 @register(NAME, "EfficientPose II Lite: single-person MPII-16 joints (no face points, not COCO-scorable), "

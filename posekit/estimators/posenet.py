@@ -52,15 +52,14 @@ class PoseNet(Estimator):
         self.nms_radius = float(nms_radius)
         self.min_score = float(min_score)
         self.margin = float(margin)
-        # batch axis left free: all person crops (boxes given) in one run
-        self.network = load_network(self.name, input_shape=[None, size, size, 3], threads=threads, pixels=True)
+        self.network = load_network(self.name, input_shape=[1, size, size, 3], threads=threads, pixels=True)
         # "MobilenetV1/heatmap_2/BiasAdd:0" -> "heatmap", likewise offset, displacement_fwd, displacement_bwd
         self._heads = {tensor.split("/")[1].rsplit("_", 1)[0]: tensor for tensor in self.network.spec.outputs}
 
     def predict(self, image_rgb: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
         if boxes is None:
             x, back = self._input(image_rgb, whole_image(image_rgb), 1.0)  # the whole image, letterboxed
-            out = {name: value[0] for name, value in self._run(x).items()}
+            out = self._run(x)
             with self.stage("decode"):
                 if self.multi_person:
                     poses = pn.decode_multi(out["heatmap"], out["offset"], out["displacement_fwd"],
@@ -75,16 +74,14 @@ class PoseNet(Estimator):
                     keypoints = apply_affine(pose, back)
                     people.append(Person(keypoints, box_from_keypoints(keypoints, BOX_MIN_SCORE), score))
                 return people
-        if not len(boxes):
-            return []
-        inputs = [self._input(image_rgb, box, self.margin) for box in boxes]
-        out = self._run(np.concatenate([x for x, _ in inputs]))
-        with self.stage("decode"):
-            people = []
-            for i, ((_, back), box) in enumerate(zip(inputs, boxes)):
-                keypoints = apply_affine(pn.decode_single(out["heatmap"][i], out["offset"][i]), back)
+        people = []
+        for box in boxes:
+            x, back = self._input(image_rgb, box, self.margin)
+            out = self._run(x)
+            with self.stage("decode"):
+                keypoints = apply_affine(pn.decode_single(out["heatmap"], out["offset"]), back)
                 people.append(Person(keypoints, box, float(keypoints[:, 2].mean())))
-            return people
+        return people
 
     def _input(self, image_rgb: np.ndarray, box: np.ndarray, margin: float) -> tuple[np.ndarray, Affine]:
         """Network input (uint8 pixels [1, size, size, 3]) for the square crop ``margin`` x the box's longer side
@@ -94,10 +91,10 @@ class PoseNet(Estimator):
             return crop[None], invert_affine(m)
 
     def _run(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Network outputs by head name (heatmap, offset, displacement_fwd/bwd), (N, H, W, C)."""
+        """Network outputs by head name (heatmap, offset, displacement_fwd/bwd), batch axis removed."""
         with self.stage("network"):
             out = self.network.run(x)
-        return {name: out[tensor] for name, tensor in self._heads.items()}
+        return {name: out[tensor][0] for name, tensor in self._heads.items()}
 
 
 @register("posenet", "PoseNet MobileNetV1: multi-person COCO-17 by greedy part decoding, 385x385 (option size: "
