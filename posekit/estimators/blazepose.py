@@ -170,13 +170,12 @@ class BlazePose(Estimator):
         with self.stage("network"):
             out = self.landmarker.run(batch)
         with self.stage("decode"):
-            n = len(rois)
             results = []
             for i, (_, back) in enumerate(inputs):
-                views = [0, 1] if self.flip else [0]
                 found = []
-                for mirrored in views:
-                    lm = bp.decode_landmark_outputs({k: v[i + mirrored * n] for k, v in out.items()}, self.refine)
+                for mirrored in (False, True) if self.flip else (False,):  # mirrors follow the crops in the batch
+                    lm = bp.decode_landmark_outputs({k: v[i + mirrored * len(rois)] for k, v in out.items()},
+                                                    self.refine)
                     found.append(bp.landmarks_to_image(bp.mirror_landmarks(lm) if mirrored else lm, back))
                 results.append(found)
             return results

@@ -72,7 +72,7 @@ class EfficientPose(Estimator):
             return [Person(keypoints, box_from_keypoints(keypoints, BOX_MIN_SCORE), float(keypoints[:, 2].mean()),
                            MPII16)]
         people = []
-        for box in boxes:
+        for box in boxes:  # one crop per run: a batch of 368 px crops ran ~18 % slower on CPU (BENCHMARKS.md)
             keypoints = self._keypoints(image_rgb, box)
             people.append(Person(keypoints, box, float(keypoints[:, 2].mean()), MPII16))
         return people
