@@ -163,7 +163,7 @@ def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
     first use."""
     from filelock import FileLock
 
-    from posekit.hub.cache import onnx_dir
+    from posekit.hub.cache import onnx_dir, prune_onnx
     from posekit.hub.fetch import model_files
 
     outputs = sorted(_resolve_heads(spec, heads) or []) or None  # outputs are keyed by name: order is moot
@@ -178,7 +178,8 @@ def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
     options = (["pixels"] if pixels else []) + ([["nchw", nchw]] if nchw else []) + (["batch"] if batch else [])
     key = json.dumps([converter_digest(), sorted(spec.files.items()), outputs, shape] + options, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    target = onnx_dir() / f"{spec.name}-{digest}.onnx"
+    importer = converter_digest()[:8]
+    target = onnx_dir() / f"{spec.name}-{importer}-{digest}.onnx"
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -198,6 +199,7 @@ def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
         tmp = target.with_suffix(f".tmp{os.getpid()}")
         tmp.write_bytes(model.SerializeToString())
         os.replace(tmp, target)
+        prune_onnx(target.parent, spec.name, importer)  # imports by an older posekit are never read again
     return target
 
 

@@ -358,3 +358,19 @@ def test_real_pull_of_posenet(tmp_path, monkeypatch):
     paths = fetch.model_files("posenet", progress=False)
     assert_intact(paths, spec)
     assert json.loads(paths[spec.graph_file].read_bytes())["format"] == "graph-model"
+
+
+def test_prune_onnx_drops_imports_of_other_importer_versions_only(tmp_path):
+    from posekit.hub.cache import prune_onnx
+
+    names = ["movenet-thunder-aaaaaaaa-0123456789abcdef.onnx",   # this importer: kept
+             "movenet-thunder-bbbbbbbb-0123456789abcdef.onnx",   # an older importer: dropped
+             "movenet-thunder-0123456789abcdef.onnx",            # before importer digests in names: dropped
+             "movenet-thunder-notes.onnx",                       # not an import: kept
+             "movenet-lightning-bbbbbbbb-0123456789abcdef.onnx"]  # another model: kept
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / (names[1] + ".lock")).write_bytes(b"")
+    dropped = prune_onnx(tmp_path, "movenet-thunder", "aaaaaaaa")
+    assert sorted(p.name for p in dropped) == sorted(names[1:3])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names[0], names[3], names[4]])

@@ -37,8 +37,26 @@ def models_dir() -> Path:
 
 
 def onnx_dir() -> Path:
-    """Folder for converted ONNX graphs."""
+    """Folder for converted ONNX graphs, named ``<model>-<importer digest>-<variant digest>.onnx``."""
     return cache_dir() / "onnx"
+
+
+def prune_onnx(folder: Path, model: str, importer: str) -> list[Path]:
+    """Delete ``model``'s ONNX imports in ``folder`` made by another importer version than ``importer`` (an
+    8-hex digest; imports named ``<model>-<16 hex>.onnx`` predate the importer part), with their lock files: they
+    would never be read again.  Returns the deleted imports."""
+    stale = []
+    for path in folder.glob(f"{model}-*.onnx"):
+        parts = path.stem[len(model) + 1:].split("-")
+        if [len(p) for p in parts] in ([16], [8, 16]) and all(_is_hex(p) for p in parts) and parts[0] != importer:
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + ".lock").unlink(missing_ok=True)
+            stale.append(path)
+    return stale
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
 
 
 def local_paths(spec: ModelSpec) -> dict[str, Path]:
