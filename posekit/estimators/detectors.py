@@ -14,7 +14,6 @@ from posekit.decode import nanodet
 from posekit.decode.centernet import decode_centernet
 from posekit.decode.detection import persons
 from posekit.estimators.registry import register
-from posekit.hub.registry import get_spec
 from posekit.network import load_network
 from posekit.transforms import Affine, apply_affine, invert_affine, letterbox
 
@@ -47,7 +46,6 @@ class CocoPersons:
 
     def __init__(self, score_threshold: float = 0.3, iou_threshold: float = 0.6, max_people: int = 20,
                  threads: int | None = None) -> None:
-        self.spec = get_spec(self.name)
         self.net = load_network(self.name, threads=threads, pixels=True)
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
