@@ -87,6 +87,11 @@ class Network:
         return {o.name: v for o, v in zip(self.outputs, values)}
 
 
+def stack_batch(inputs: Sequence[np.ndarray]) -> np.ndarray:
+    """Inputs of shape [1, ...] -> one [N, ...] batch (the single input itself, uncopied, when N = 1)."""
+    return inputs[0] if len(inputs) == 1 else np.concatenate(inputs)
+
+
 def default_threads() -> int:
     """Threads for ONNX Runtime: $POSEKIT_THREADS, else the CPUs this process may use."""
     env = os.environ.get("POSEKIT_THREADS")

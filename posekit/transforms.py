@@ -48,13 +48,6 @@ def apply_affine(points: np.ndarray, m: Affine) -> np.ndarray:
     return out
 
 
-def _to_cv2(m: Affine) -> np.ndarray:
-    """Continuous-coordinate affine -> the pixel-index affine cv2.warpAffine expects (pixel centres at integers):
-    index' = M(index + 0.5) - 0.5, so the translation gains (A - I) @ (0.5, 0.5)."""
-    (a, b, tx), (c, d, ty) = np.asarray(m, dtype=np.float64).reshape(2, 3).tolist()
-    return np.array([[a, b, tx + 0.5 * (a + b - 1.0)], [c, d, ty + 0.5 * (c + d - 1.0)]])
-
-
 def letterbox(image: np.ndarray, size_hw: tuple[int, int], pad_value: float = 0) -> tuple[np.ndarray, Affine]:
     """Resize ``image`` (H, W[, C]) to fit ``size_hw`` keeping its aspect (cv2 INTER_LINEAR), centred, the rest
     filled with ``pad_value``, in the image's dtype. Returns (resized, M image -> resized).
@@ -94,7 +87,7 @@ def crop_box(
     ``rotation`` radians clockwise as displayed (MediaPipe's convention: the crop's x axis points along
     (cos r, sin r) in the image). Outside the image is ``pad_value``. Returns (crop, M image -> crop).
     """
-    x1, y1, x2, y2 = (float(v) for v in np.asarray(box_xyxy).reshape(4))
+    x1, y1, x2, y2 = np.asarray(box_xyxy, dtype=np.float64).reshape(4).tolist()
     th, tw = (int(v) for v in size_hw)
     cw, ch = margin * (x2 - x1), margin * (y2 - y1)
     if cw <= 0 or ch <= 0:
@@ -107,9 +100,12 @@ def crop_box(
     # crop = S @ R(-rotation) @ (image - centre) + crop centre, in scalars (numpy's small-matrix calls cost more)
     a, b, d, e = tw / cw * c, tw / cw * s, -th / ch * s, th / ch * c
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    m = np.array([[a, b, tw / 2 - (a * cx + b * cy)], [d, e, th / 2 - (d * cx + e * cy)]])
-    crop = cv2.warpAffine(image, _to_cv2(m), (tw, th), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+    tx, ty = tw / 2 - (a * cx + b * cy), th / 2 - (d * cx + e * cy)
+    # cv2 indexes pixel centres at integers: index' = M(index + 0.5) - 0.5, so its translation gains
+    # (A - I) @ (0.5, 0.5)
+    indexed = np.array([[a, b, tx + 0.5 * (a + b - 1.0)], [d, e, ty + 0.5 * (d + e - 1.0)]])
+    crop = cv2.warpAffine(image, indexed, (tw, th), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=(pad_value,) * 4)
     if crop.ndim < image.ndim:
         crop = crop[..., None]
-    return crop, m
+    return crop, np.array([[a, b, tx], [d, e, ty]])

@@ -133,7 +133,7 @@ def test_back_projection_round_trip_through_rotated_crop(rotation):
     ld[0, :2] = found
     lm = bp.landmarks_to_image(bp.decode_landmarks(ld, np.zeros(117, np.float32), 1.0), back)
     assert np.hypot(*(lm.keypoints[0, :2] - [171.5, 96.5])) < 130 / 256 * 1.5
-    assert bp.affine_rotation(back) == pytest.approx(bp.normalize_radians(rotation))
+    assert math.atan2(back[1, 0], back[0, 0]) == pytest.approx(bp.normalize_radians(rotation))
 
 
 def test_preprocess_detector_letterboxes_pixels():
@@ -142,17 +142,23 @@ def test_preprocess_detector_letterboxes_pixels():
     assert x.shape == (1, 224, 224, 3) and x.dtype == np.uint8  # the network maps them to [-1, 1]
     assert x[0, 112, 112, 0] == 255 and x[0, 0, 112, 0] == 0  # image / zero padding above it
     np.testing.assert_allclose(apply_affine(np.array([[0.0, 56.0], [224.0, 168.0]]), back), [[0, 0], [200, 100]])
-    det = bp.Detection(np.array([0, 56, 112, 112], np.float32), 0.8, np.array([[112, 112]] * 4, np.float32))
-    det_image = bp.detection_to_image(det, back)
-    np.testing.assert_allclose(det_image.box, [0, 0, 100, 50], atol=1e-4)
-    np.testing.assert_allclose(det_image.keypoints, [[100, 50]] * 4, atol=1e-4)
-    assert det_image.score == det.score
+    raw = _empty_raw()
+    _raw_hit(raw, 1600, 0.8, (0, 56, 112, 112), [[112, 112]] * 4)
+    (det,) = bp.decode_detections(raw, ANCHORS, back=back)  # detector pixels -> image pixels
+    np.testing.assert_allclose(det.box, [0, 0, 100, 50], atol=1e-4)
+    np.testing.assert_allclose(det.keypoints, [[100, 50]] * 4, atol=1e-4)
+    assert det.score == pytest.approx(0.8)
 
 
-def test_rotate_world_follows_roi_rotation():
-    world = np.array([[1.0, 0.0, 0.3], [0.0, 2.0, -0.1]], dtype=np.float32)
-    np.testing.assert_allclose(bp.rotate_world(world, math.pi / 2), [[0, 1, 0.3], [-2, 0, -0.1]], atol=1e-6)
-    np.testing.assert_allclose(bp.rotate_world(world, 0.0), world)
+@pytest.mark.parametrize(("rotation", "expected"), [(math.pi / 2, [[0, 1, 0.3], [-2, 0, -0.1]]),
+                                                     (0.0, [[1, 0, 0.3], [0, 2, -0.1]])])
+def test_world_landmarks_follow_roi_rotation(rotation, expected):
+    """World x, y turn with the ROI (whatever its size), z stays."""
+    _, back = bp.preprocess_landmarks(np.zeros((50, 50, 3), np.uint8), bp.Roi(np.array([20.0, 30.0]), 37.0, rotation))
+    world = np.zeros((39, 3), np.float32)
+    world[:2] = [[1.0, 0.0, 0.3], [0.0, 2.0, -0.1]]
+    lm = bp.landmarks_to_image(bp.decode_landmarks(np.zeros(195, np.float32), world, 1.0), back)
+    np.testing.assert_allclose(lm.world[:2], expected, atol=1e-6)
 
 
 def test_refine_with_heatmap_moves_points_to_the_blob():
@@ -288,9 +294,9 @@ def test_detector_roi_landmarks_chain_on_a_real_photo(coco_mini):
     detector, landmarks = _load("blazepose-detector", "blazepose-full")
     image, ann = _coco_person(coco_mini, "000000535506.jpg")
     x, back = bp.preprocess_detector(image)
-    dets = bp.decode_detections(detector.run(x), ANCHORS)
+    dets = bp.decode_detections(detector.run(x), ANCHORS, back=back)
     assert len(dets) == 1 and dets[0].score > 0.5
-    roi = bp.detection_to_roi(bp.detection_to_image(dets[0], back))
+    roi = bp.detection_to_roi(dets[0])
     assert abs(roi.rotation) < math.radians(20)  # standing
     crop, back = bp.preprocess_landmarks(image, roi)
     lm = bp.landmarks_to_image(bp.decode_landmark_outputs(landmarks.run(crop)), back)

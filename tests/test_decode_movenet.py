@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from posekit.decode import movenet as mn
+from posekit.decode import sigmoid
 from posekit.errors import OfflineError, PosekitError
 from posekit.estimators.movenet import SINGLE_HEADS
 from posekit.transforms import apply_affine
@@ -14,30 +15,26 @@ H = W = 8
 K = 17
 
 
-def _logit(p):
-    return np.log(p / (1 - p))
-
-
 def _heads(center_cells, true_cells, fine, distractor_cells=None):
-    """Heads for one person whose centre is center_cells[0] (others are decoys with the same logit).
+    """Heads for one person whose centre is center_cells[0] (others are decoys with the same probability).
 
     true_cells (K, 2) y, x: heatmap peaks (p = 0.9) the decoder must pick; fine (K, 2): their offsets;
     distractor_cells (K, 2): brighter peaks (p = 0.98) far from the person, which a plain argmax would pick.
     """
-    heat = np.full((H, W, K), _logit(0.01), np.float32)
-    center = np.full((H, W, 1), _logit(0.01), np.float32)
+    heat = np.full((H, W, K), 0.01, np.float32)
+    center = np.full((H, W, 1), 0.01, np.float32)
     regress = np.zeros((H, W, 2 * K), np.float32)
     offset = np.zeros((H, W, 2 * K), np.float32)
     for cy, cx in center_cells:
-        center[cy, cx, 0] = _logit(0.9)
+        center[cy, cx, 0] = 0.9
     cy, cx = center_cells[0]
     regress[cy, cx] = (true_cells - [cy, cx] + 0.2).reshape(-1)  # coarse guess 0.2 cells off the true peak
     for k, ((ky, kx), (oy, ox)) in enumerate(zip(true_cells, fine)):
-        heat[ky, kx, k] = _logit(0.9)
+        heat[ky, kx, k] = 0.9
         offset[ky, kx, 2 * k : 2 * k + 2] = oy, ox
     if distractor_cells is not None:
         for k, (dy, dx) in enumerate(distractor_cells):
-            heat[dy, dx, k] = _logit(0.98)
+            heat[dy, dx, k] = 0.98
     return heat, center, regress, offset
 
 
@@ -54,15 +51,15 @@ def test_decode_single_heads_known_answer_and_distance_weighting():
     np.testing.assert_allclose(out[:, :2], (TRUE + FINE) / 8, atol=1e-6)
     np.testing.assert_allclose(out[:, 2], 0.9, atol=1e-6)
     # without the distance weighting the brighter distractors would win
-    plain = mn.sigmoid(heads[0]).reshape(-1, K).argmax(0)
+    plain = heads[0].reshape(-1, K).argmax(0)
     assert (plain == 0 * W + 7).all()
 
 
 def test_centre_prior_prefers_the_person_nearest_the_frame_centre():
-    heads = _heads([(4, 4), (0, 0)], TRUE, FINE)  # equal centre logits; (4, 4) is the grid centre
+    heads = _heads([(4, 4), (0, 0)], TRUE, FINE)  # equal centre probabilities; (4, 4) is the grid centre
     np.testing.assert_allclose(mn.decode_single_heads(*heads)[:, :2], (TRUE + FINE) / 8, atol=1e-6)
     heat, center, regress, offset = _heads([(0, 0)], TRUE, FINE)
-    center[4, 4, 0] = _logit(0.2)  # weaker but central: 0.2 / 1.8 beats 0.9 / (5.66 + 1.8)
+    center[4, 4, 0] = 0.2  # weaker but central: 0.2 / 1.8 beats 0.9 / (5.66 + 1.8)
     regress[4, 4] = 0.0  # its joints would all be at the centre cell
     out = mn.decode_single_heads(heat, center, regress, offset)
     assert np.abs(out[:, :2] * 8 - 4).max() < 2.5  # decoded around (4, 4), not the (0, 0) person's joints
@@ -71,14 +68,13 @@ def test_centre_prior_prefers_the_person_nearest_the_frame_centre():
 def _decode_reference(heatmap, center, regress, offset):
     """The module docstring's four steps, written plainly (float32 throughout, as the graph computes)."""
     h, w, k = heatmap.shape
-    sig = lambda x: np.float32(1) / (np.float32(1) + np.exp(-x.astype(np.float32)))  # noqa: E731
-    cy, cx = np.unravel_index(np.argmax(sig(center[..., 0]) * mn.center_weight(h, w)), (h, w))
+    cy, cx = np.unravel_index(np.argmax(center[..., 0] * mn.center_weight(h, w)), (h, w))
     coarse = regress[cy, cx].reshape(k, 2) + np.float32([cy, cx])
     out = np.zeros((k, 3), np.float32)
     rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
     for j in range(k):
         dist = np.sqrt((rows - coarse[j, 0]) ** 2 + (cols - coarse[j, 1]) ** 2)
-        score = sig(heatmap[..., j])
+        score = heatmap[..., j]
         ky, kx = np.unravel_index(np.argmax(score / (dist + np.float32(np.float16(1.8)))), (h, w))
         cell = np.float32(np.float16([1 / h, 1 / w]).astype(np.float32))
         y = (np.float32(ky) + offset[ky, kx, 2 * j]) * cell[0]
@@ -91,10 +87,10 @@ def test_decode_equals_a_plain_per_joint_reference_on_random_heads():
     rng = np.random.default_rng(11)
     for trial in range(40):
         h = w = int(rng.choice([8, 48]))
-        heat = rng.normal(-4, 2, (h, w, K)).astype(np.float32)
+        heat = sigmoid(rng.normal(-4, 2, (h, w, K)))
         if trial % 2:  # ties: the first cell in row-major order wins, as in the graph's argmax
-            heat = np.round(heat).astype(np.float32)
-        center = rng.normal(-3, 2, (h, w, 1)).astype(np.float32)
+            heat = np.round(heat, 2).astype(np.float32)
+        center = sigmoid(rng.normal(-3, 2, (h, w, 1)))
         regress = rng.normal(0, h / 3, (h, w, 2 * K)).astype(np.float32)
         offset = rng.normal(0, 0.5, (h, w, 2 * K)).astype(np.float32)
         np.testing.assert_array_equal(mn.decode_single_heads(heat, center, regress, offset),

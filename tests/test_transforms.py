@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posekit import transforms
 from posekit.transforms import apply_affine, compose_affine, crop_box, invert_affine, letterbox
 
 
@@ -116,11 +115,14 @@ def test_letterbox_pads_centred_in_the_image_dtype():
     assert gray.shape == (40, 40, 1) and gray[0, 0, 0] == 7
 
 
-def test_cv2_affine_shifts_by_half_a_pixel():
-    """cv2 puts pixel centres at integers, this module at i + 0.5: index map = H^-1 M H, H a half-pixel shift."""
-    half = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+def test_crop_box_samples_where_its_affine_says():
+    """cv2 puts pixel centres at integers, this module at i + 0.5: a bright pixel's centre, mapped by the returned
+    affine, lands on the crop's brightest pixel, for rotated and scaled crops alike."""
+    image = np.zeros((100, 120, 3), np.uint8)
+    image[40, 70] = 255  # centre (70.5, 40.5)
     rng = np.random.default_rng(5)
     for _ in range(20):
-        m = rng.normal(size=(2, 3)) * [1, 1, 50]
-        expected = (np.linalg.inv(half) @ np.vstack([m, [0, 0, 1]]) @ half)[:2]
-        np.testing.assert_allclose(transforms._to_cv2(m), expected, atol=1e-12)
+        box = np.array([50.0, 25.0, 50.0 + rng.uniform(20, 40), 25.0 + rng.uniform(20, 40)])  # crops upscale 2-5x
+        crop, m = crop_box(image, box, (96, 96), margin=1.2, rotation=rng.uniform(-3, 3))
+        row, col = np.unravel_index(np.argmax(crop[..., 0]), crop.shape[:2])
+        np.testing.assert_allclose(apply_affine(np.array([[70.5, 40.5]]), m)[0], [col + 0.5, row + 0.5], atol=0.75)

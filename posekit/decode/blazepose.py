@@ -12,6 +12,7 @@ person gives r = 0, a person lying with the head to the right gives r = +pi/2.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,10 +21,10 @@ from typing import NamedTuple
 import numpy as np
 
 from posekit.decode import sigmoid
-from posekit.decode.detection import weighted_nms
+from posekit.decode.detection import merge_weighted
 from posekit.io import as_rgb
 from posekit.skeleton import BLAZEPOSE33
-from posekit.transforms import Affine, apply_affine, crop_box, invert_affine, letterbox
+from posekit.transforms import Affine, crop_box, invert_affine, letterbox
 
 DETECTOR_INPUT_SIZE = 224
 LANDMARK_INPUT_SIZE = 256
@@ -83,7 +84,7 @@ class BlazePoseLandmarks:
 
     keypoints: (33, 3) x, y (crop pixels), score = sigmoid(visibility logit).
     presence: (33,) probability that each point lies inside the crop.
-    world: (33, 3) metres, origin between the hips, axes of the crop (see ``rotate_world``).
+    world: (33, 3) metres, origin between the hips, axes of the crop (``landmarks_to_image`` turns them).
     aux: (2, 2) crop pixels: hip centre and scale/rotation point, for the next frame's ROI.
     pose_score: probability that the crop holds a pose (MediaPipe drops the pose below 0.5).
     """
@@ -121,40 +122,60 @@ def generate_anchors(
     return np.concatenate(centres).astype(np.float32)
 
 
+@functools.cache
+def _box_decoding(input_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Matrices D (12, 12), O (2, 12) with ``rows @ D + anchors @ O`` = x1, y1, x2, y2, then the 4 keypoints' x, y
+    (input pixels), for detector rows (box dx, dy, w, h, then keypoints) and normalised anchor centres."""
+    d = np.eye(DETECTOR_COLUMNS - 1)
+    d[:, :4] = 0.0
+    d[0, [0, 2]] = d[1, [1, 3]] = 1.0  # corners = centre -+ size / 2
+    d[2, [0, 2]] = d[3, [1, 3]] = -0.5, 0.5
+    o = np.zeros((2, DETECTOR_COLUMNS - 1))
+    o[0, 0::2] = o[1, 1::2] = input_size
+    d.setflags(write=False)
+    o.setflags(write=False)
+    return d, o
+
+
 def decode_detections(
     raw: np.ndarray | Mapping[str, np.ndarray],
     anchors: np.ndarray,
     score_thr: float = 0.5,
     input_size: int = DETECTOR_INPUT_SIZE,
     iou_thr: float = 0.3,
+    back: Affine | None = None,
 ) -> list[Detection]:
-    """Detector output ``Identity:0`` ([1,] N, 13; or the outputs dict) -> detections in detector-input pixels,
-    best first.
+    """Detector output ``Identity:0`` ([1,] N, 13; or the outputs dict) -> detections, best first, in
+    detector-input pixels, or in image pixels through ``back`` (input px -> image px, a letterbox or an upright
+    crop: no rotation, so boxes stay axis-aligned).
 
-    Score = sigmoid(logit) (MediaPipe clips logits to +-100 first, which changes no float32 score); kept when
+    Score = sigmoid(logit) (MediaPipe clips logits to +-100 first, which changes no score); kept when
     >= ``score_thr``. Box centre and keypoints are offsets in input pixels from the anchor centre, box
     width/height are in input pixels (MediaPipe: x/y/w/h scale = input size, anchor size 1). Boxes with negative
     size are dropped, the rest merged by weighted NMS (IoU > ``iou_thr``).
     """
     raw = np.asarray(raw[DETECTOR_OUTPUT] if isinstance(raw, Mapping) else raw, dtype=np.float32)
-    anchors = np.asarray(anchors, dtype=np.float32).reshape(-1, 2)
     if raw.shape[-1] != DETECTOR_COLUMNS or raw.size // DETECTOR_COLUMNS != len(anchors):
         raise ValueError(f"expected detector output of shape [1, {len(anchors)}, {DETECTOR_COLUMNS}], got {raw.shape}")
     raw = raw.reshape(-1, DETECTOR_COLUMNS)
-    # score only the anchors whose logit comes near the threshold's (the margin covers float32 rounding)
     p = min(max(score_thr, 1e-6), 1 - 1e-6)
-    index = np.flatnonzero(raw[:, 0] >= math.log(p / (1 - p)) - 0.1)
-    scores = sigmoid(raw[index, 0])
-    index, scores = index[scores >= score_thr], scores[scores >= score_thr]
-    reg = raw[index, 1:]
-    keep = (reg[:, 2] >= 0) & (reg[:, 3] >= 0)
-    index, scores, reg = index[keep], scores[keep], reg[keep]
-    origin = anchors[index] * input_size
-    centre, size = origin + reg[:, 0:2], reg[:, 2:4]
-    boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
-    keypoints = origin[:, None, :] + reg[:, 4:].reshape(-1, NUM_DETECTION_KEYPOINTS, 2)
-    boxes, merged_scores, keypoints = weighted_nms(boxes, scores, keypoints, iou_thr=iou_thr)
-    return [Detection(b, float(s), k) for b, s, k in zip(boxes, merged_scores, keypoints)]
+    index = np.flatnonzero(raw[:, 0] >= math.log(p / (1 - p)) - 1e-3)  # the margin covers rounding
+    rows = raw[index]
+    keep, scores = [], []  # the few hits: scores in Python floats
+    for i, (logit, w, h) in enumerate(rows[:, [0, 3, 4]].tolist()):
+        score = 1.0 / (1.0 + math.exp(-logit))
+        if score >= score_thr and w >= 0 and h >= 0:
+            keep.append(i)
+            scores.append(score)
+    d, o = _box_decoding(input_size)
+    values = rows[keep, 1:] @ d + np.reshape(anchors, (-1, 2))[index[keep]] @ o
+    merged, merged_scores = merge_weighted(values, scores, iou_thr)
+    points = merged.reshape(len(merged), DETECTOR_COLUMNS // 2, 2)  # 2 corners, then the keypoints
+    if back is not None:
+        m = np.asarray(back, dtype=np.float64)
+        points = points @ m[:, :2].T + m[:, 2]
+    points = points.astype(np.float32)
+    return [Detection(p[:2].reshape(4), score, p[2:]) for p, score in zip(points, merged_scores)]
 
 
 def normalize_radians(angle: float) -> float:
@@ -166,7 +187,7 @@ def alignment_roi(center: np.ndarray, scale_point: np.ndarray, scale: float = RO
     """Square ROI from two alignment points (pixels): centred on ``center``, side
     2 x |scale_point - center| x ``scale``, rotated so that ``scale_point`` lies straight above the centre
     (MediaPipe AlignmentPointsRectsCalculator, target angle 90 deg, + RectTransformation)."""
-    (x0, y0), (x1, y1) = np.asarray(center, dtype=np.float64), np.asarray(scale_point, dtype=np.float64)
+    x0, y0, x1, y1 = np.concatenate([np.reshape(center, 2), np.reshape(scale_point, 2)]).tolist()
     size = 2.0 * math.hypot(x1 - x0, y1 - y0) * scale
     rotation = normalize_radians(math.pi / 2 - math.atan2(-(y1 - y0), x1 - x0))
     return Roi(np.array([x0, y0], dtype=np.float32), float(size), rotation)
@@ -175,6 +196,18 @@ def alignment_roi(center: np.ndarray, scale_point: np.ndarray, scale: float = RO
 def detection_to_roi(det: Detection, scale: float = ROI_SCALE) -> Roi:
     """Full-body ROI of a detection (hip centre and scale point), in the detection's pixel frame."""
     return alignment_roi(det.keypoints[0], det.keypoints[1], scale)
+
+
+@functools.cache
+def _refine_window(kernel_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A ``kernel_size`` square window as (2, ks * ks) col, row offsets (int64) and (ks * ks, 3) float64 columns
+    col offset, row offset, 1 (weights @ them = the weighted offset sums and the total)."""
+    d = np.arange(kernel_size) - (kernel_size - 1) // 2
+    offsets = np.stack([np.tile(d, kernel_size), np.repeat(d, kernel_size)])
+    sums = np.column_stack([offsets.T, np.ones(kernel_size * kernel_size)]).astype(np.float64)
+    offsets.setflags(write=False)
+    sums.setflags(write=False)
+    return offsets, sums
 
 
 def refine_with_heatmap(
@@ -189,35 +222,28 @@ def refine_with_heatmap(
 
     xy: (K, 2) input pixels. heatmap: ([1,] H, W, K) probabilities (the zoo graphs apply the sigmoid).
     Cell (row, col) maps to (col, row) x input_size / W, as in MediaPipe. Points outside stay as they are.
+    Few numpy calls on small arrays (this runs per crop, right after the network): one gather of every window,
+    one matrix product for the sums.
     """
     hm = np.asarray(heatmap, dtype=np.float32)
-    hm = hm.reshape(hm.shape[-3:])
-    rows, cols, k = hm.shape
-    out = np.array(xy, dtype=np.float32, copy=True)
-    if out.shape != (k, 2):
-        raise ValueError(f"expected ({k}, 2) points for a heatmap with {k} channels, got {out.shape}")
-    half = (kernel_size - 1) // 2
-    col = np.floor(out[:, 0] / input_size * cols).astype(np.int64)
-    row = np.floor(out[:, 1] / input_size * rows).astype(np.int64)
-    inside = (col >= 0) & (col < cols) & (row >= 0) & (row < rows)
-    offsets = np.arange(kernel_size) - half
-    # np.minimum/np.maximum, not np.clip: clip's Python wrapper costs several times more (this runs per crop)
-    rr = np.minimum(np.maximum(row, 0), rows - 1)[:, None] + offsets  # (K, ks) window rows, some off the heatmap
-    cc = np.minimum(np.maximum(col, 0), cols - 1)[:, None] + offsets
-    # cells off the heatmap count as zero: they add nothing to a window's sum and (min_confidence > 0) cannot
-    # raise its peak
-    on_map = ((rr >= 0) & (rr < rows))[:, :, None] & ((cc >= 0) & (cc < cols))[:, None, :]
-    r_in, c_in = np.minimum(np.maximum(rr, 0), rows - 1), np.minimum(np.maximum(cc, 0), cols - 1)
-    windows = hm[r_in[:, :, None], c_in[:, None, :], np.arange(k)[:, None, None]] * on_map  # (K, ks, ks)
-    windows = windows.astype(np.float64)
-    total = windows.sum(axis=(1, 2))
-    use = inside & (windows.max(axis=(1, 2)) >= min_confidence) & (total > 0)
-    safe = np.where(total > 0, total, 1.0)
-    mean_col = (windows.sum(axis=1) * cc).sum(axis=1) / safe
-    mean_row = (windows.sum(axis=2) * rr).sum(axis=1) / safe
-    out[use, 0] = (mean_col / cols * input_size)[use]
-    out[use, 1] = (mean_row / rows * input_size)[use]
-    return out
+    rows, cols, k = hm.shape[-3:]
+    xy = np.asarray(xy, dtype=np.float32)
+    if xy.shape != (k, 2):
+        raise ValueError(f"expected ({k}, 2) points for a heatmap with {k} channels, got {xy.shape}")
+    offsets, sums = _refine_window(kernel_size)
+    grid = np.array([[cols], [rows]])
+    cell = np.floor(xy * np.float32(1 / input_size) * grid.T).astype(np.int64)  # (K, 2) col, row
+    window = cell[:, :, None] + offsets  # (K, 2, ks * ks) cols, rows
+    # cells off the heatmap (negative ones wrap to huge unsigned values) count as zero: they add nothing to a
+    # window's sum and (min_confidence > 0) cannot raise its peak; "clip" only keeps their gather in bounds
+    on_map = (window.view(np.uint64) < grid.astype(np.uint64)).all(axis=1)  # (K, ks * ks)
+    flat = (window[:, 1] * cols + window[:, 0]) * k + np.arange(k)[:, None]
+    weights = hm.reshape(-1).take(flat, mode="clip") * on_map
+    found = weights @ sums  # (K, 3): weighted col and row offsets, total
+    centre = (kernel_size * kernel_size) // 2
+    use = on_map[:, centre] & (weights.max(axis=1) >= min_confidence) & (found[:, 2] > 0)
+    refined = (cell + found[:, :2] / np.where(use, found[:, 2], 1.0)[:, None]) * (input_size / grid.T)
+    return np.where(use[:, None], refined, xy).astype(np.float32)
 
 
 def decode_landmarks(
@@ -234,17 +260,14 @@ def decode_landmarks(
     heatmap: optional [1, 64, 64, 39] probabilities; when given, x, y are refined with it.
     """
     ld = np.asarray(ld_3d, dtype=np.float32).reshape(NUM_MODEL_LANDMARKS, 5)
-    world = np.asarray(world_3d, dtype=np.float32).reshape(NUM_MODEL_LANDMARKS, 3)
     xy = ld[:, :2] if heatmap is None else refine_with_heatmap(ld[:, :2], heatmap, input_size)
     probs = sigmoid(ld[:NUM_LANDMARKS, 3:5])  # visibility, presence
-    keypoints = np.empty((NUM_LANDMARKS, 3), np.float32)
-    keypoints[:, :2], keypoints[:, 2] = xy[:NUM_LANDMARKS], probs[:, 0]
     return BlazePoseLandmarks(
-        keypoints=keypoints,
-        presence=probs[:, 1].copy(),
-        world=world[:NUM_LANDMARKS].copy(),
+        keypoints=np.concatenate([xy[:NUM_LANDMARKS], probs[:, :1]], axis=1),
+        presence=probs[:, 1],
+        world=np.array(np.reshape(world_3d, (NUM_MODEL_LANDMARKS, 3))[:NUM_LANDMARKS], dtype=np.float32),
         aux=np.array(xy[AUX_SLICE], dtype=np.float32),
-        pose_score=float(np.asarray(poseflag).reshape(-1)[0]),
+        pose_score=float(np.reshape(poseflag, -1)[0]),
     )
 
 
@@ -274,29 +297,6 @@ def preprocess_landmarks(image_rgb: np.ndarray, roi: Roi, size: int = LANDMARK_I
     return crop[None], invert_affine(m)
 
 
-def affine_rotation(back: Affine) -> float:
-    """Rotation (radians, this module's convention) of a crop, from its input px -> image px map."""
-    m = np.asarray(back, dtype=np.float64)
-    return float(math.atan2(m[1, 0], m[0, 0]))
-
-
-def rotate_world(world: np.ndarray, rotation: float) -> np.ndarray:
-    """World landmarks (K, 3) metres turned from the crop's axes into the image's axes (x, y rotated
-    by the ROI ``rotation``, z kept), as MediaPipe WorldLandmarkProjectionCalculator does."""
-    c, s = math.cos(rotation), math.sin(rotation)
-    out = np.array(world, dtype=np.float32, copy=True)
-    x, y = out[:, 0].copy(), out[:, 1].copy()
-    out[:, 0], out[:, 1] = c * x - s * y, s * x + c * y
-    return out
-
-
-def detection_to_image(det: Detection, back: Affine) -> Detection:
-    """A detection in detector-input pixels -> image pixels; ``back`` maps input px -> image px
-    (``preprocess_detector``'s, a letterbox: no rotation, so the box stays axis-aligned)."""
-    corners = apply_affine(det.box.reshape(2, 2), back).reshape(4).astype(np.float32)
-    return Detection(corners, det.score, apply_affine(det.keypoints, back).astype(np.float32))
-
-
 def mirror_landmarks(lm: BlazePoseLandmarks, width: float = LANDMARK_INPUT_SIZE) -> BlazePoseLandmarks:
     """Landmarks decoded from a left-right mirrored crop (``width`` pixels wide) -> the same in the crop itself:
     x -> width - x, left/right points swapped, world x negated, aux points mirrored."""
@@ -311,12 +311,17 @@ def mirror_landmarks(lm: BlazePoseLandmarks, width: float = LANDMARK_INPUT_SIZE)
 
 def landmarks_to_image(lm: BlazePoseLandmarks, back: Affine) -> BlazePoseLandmarks:
     """Landmarks decoded from a (rotated) crop -> image pixels; ``back`` maps crop px -> image px
-    (``preprocess_landmarks``'s, the inverse of the crop affine). Keypoints and aux points are back-projected,
-    world landmarks turned by the crop's rotation; scores are kept."""
+    (``preprocess_landmarks``'s, the inverse of the crop affine: a rotation and a uniform scale). Keypoints and aux
+    points are back-projected, world landmarks turned by the crop's rotation (x, y; z kept: MediaPipe's
+    WorldLandmarkProjectionCalculator); scores are kept."""
+    m = np.asarray(back, dtype=np.float64)
+    turn = m[:, :2].T  # row vectors @ turn: the crop's axes -> the image's, times the crop's scale
+    points = np.concatenate([lm.keypoints[:, :2], lm.aux]) @ turn + m[:, 2]
+    world_xy = lm.world[:, :2] @ (turn / math.hypot(m[0, 0], m[1, 0]))
     return BlazePoseLandmarks(
-        keypoints=apply_affine(lm.keypoints, back).astype(np.float32),
-        presence=lm.presence.copy(),
-        world=rotate_world(lm.world, affine_rotation(back)),
-        aux=apply_affine(lm.aux, back).astype(np.float32),
+        keypoints=np.concatenate([points[:NUM_LANDMARKS], lm.keypoints[:, 2:]], axis=1).astype(np.float32),
+        presence=lm.presence,
+        world=np.concatenate([world_xy, lm.world[:, 2:]], axis=1).astype(np.float32),
+        aux=points[NUM_LANDMARKS:].astype(np.float32),
         pose_score=lm.pose_score,
     )

@@ -11,18 +11,21 @@ import numpy as np
 PERSON_CLASS = 0
 
 
+def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """IoU of x1, y1, x2, y2 boxes (..., 4) and (..., 4), broadcast: ``box_iou(a[:, None], b[None])`` is (N, M).
+    Empty or inverted boxes give 0."""
+    a = np.asarray(boxes_a, dtype=np.float64)
+    b = np.asarray(boxes_b, dtype=np.float64)
+    # np.maximum, not np.clip: clip's Python wrapper costs several times more, and this runs per frame
+    inter = np.maximum(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0).prod(axis=-1)
+    union = (np.maximum(a[..., 2:] - a[..., :2], 0).prod(axis=-1) + np.maximum(b[..., 2:] - b[..., :2], 0).prod(axis=-1)
+             - inter)
+    return inter / np.maximum(union, np.finfo(np.float64).tiny)  # union 0 means inter 0: IoU 0
+
+
 def iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     """Intersection over union of every pair: (N, 4) x (M, 4) -> (N, M). Empty boxes give 0."""
-    a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
-    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    # np.maximum, not np.clip: clip's Python wrapper costs several times more, and this runs per frame
-    inter = np.maximum(w, 0) * np.maximum(h, 0)
-    area_a = np.maximum(a[:, 2] - a[:, 0], 0) * np.maximum(a[:, 3] - a[:, 1], 0)
-    area_b = np.maximum(b[:, 2] - b[:, 0], 0) * np.maximum(b[:, 3] - b[:, 1], 0)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return box_iou(np.reshape(boxes_a, (-1, 1, 4)), np.reshape(boxes_b, (1, -1, 4)))
 
 
 def _order(scores: np.ndarray) -> np.ndarray:
@@ -66,31 +69,49 @@ def weighted_nms(
     Returns (boxes (M, 4), scores (M,), keypoints (M, K, 2) or None), by decreasing score.
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    # corners and keypoints side by side: one weighted mean per group; IoUs once, in score order
-    order = _order(scores)
-    values = boxes if keypoints is None else np.concatenate(
-        [boxes, np.asarray(keypoints, dtype=np.float64).reshape(len(boxes), 2 * np.shape(keypoints)[1])], axis=1)
-    values, k = values[order], (values.shape[1] - 4) // 2
-    scores = scores[order]
-    overlaps = iou(boxes[order], boxes[order]) > iou_thr
-    remaining = np.arange(len(order))
-    merged, out_scores = [], []
-    while len(remaining) and (max_det is None or len(out_scores) < max_det):
-        best = remaining[0]
-        group = overlaps[best, remaining]
-        group[0] = True  # a degenerate (zero-area) best box still forms its own group
-        members = remaining[group]
-        weights = scores[members]
-        total = weights.sum()
-        if total <= 0:  # all-zero scores: plain means
-            weights, total = np.ones_like(weights), float(len(members))
-        merged.append(weights @ values[members] / total)
-        out_scores.append(scores[best])
-        remaining = remaining[~group]
-    merged = np.asarray(merged, dtype=np.float32).reshape(-1, 4 + 2 * k)
+    values = boxes if keypoints is None else np.concatenate([boxes, np.reshape(keypoints, (len(boxes), -1))], axis=1)
+    merged, out_scores = merge_weighted(values, np.reshape(scores, -1).tolist(), iou_thr, max_det)
+    merged = merged.astype(np.float32)
     return (merged[:, :4], np.asarray(out_scores, dtype=np.float32),
-            None if keypoints is None else merged[:, 4:].reshape(-1, k, 2))
+            None if keypoints is None else merged[:, 4:].reshape(len(merged), -1, 2))
+
+
+def merge_weighted(values: np.ndarray, scores: list[float], iou_thr: float = 0.3, max_det: int | None = None
+                   ) -> tuple[np.ndarray, list[float]]:
+    """`weighted_nms` on rows ``values`` (N, C): a box x1, y1, x2, y2, then any columns averaged alike; ``scores``
+    as Python floats.  Returns (merged rows (M, C) float64, their scores), by decreasing score.
+
+    The grouping runs on Python floats (N boxes x M groups IoUs): a detector's hits above its threshold are few,
+    and right after a network run each numpy call costs more than a Python IoU; the means are one matrix product.
+    """
+    boxes = np.asarray(values, dtype=np.float64)[:, :4].tolist()
+    remaining = sorted(range(len(boxes)), key=scores.__getitem__, reverse=True)  # stable: ties keep input order
+    weights: list[list[float]] = []
+    kept: list[float] = []
+    while remaining and (max_det is None or len(kept) < max_det):
+        first = remaining[0]
+        group = [i for i in remaining if i == first or _iou(boxes[first], boxes[i]) > iou_thr]
+        row = [0.0] * len(boxes)
+        for i in group:
+            row[i] = scores[i]
+        if sum(row) <= 0:  # all-zero scores: plain means
+            for i in group:
+                row[i] = 1.0
+        weights.append(row)
+        kept.append(scores[first])
+        grouped = set(group)
+        remaining = [i for i in remaining if i not in grouped]
+    w = np.array(weights, dtype=np.float64).reshape(len(kept), len(boxes))
+    return w @ np.asarray(values, dtype=np.float64) / w.sum(axis=1, keepdims=True), kept
+
+
+def _iou(a: list[float], b: list[float]) -> float:
+    """`box_iou` of two boxes given as Python floats (x1, y1, x2, y2 first)."""
+    w, h = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    union = max(a[2] - a[0], 0) * max(a[3] - a[1], 0) + max(b[2] - b[0], 0) * max(b[3] - b[1], 0) - w * h
+    return w * h / union
 
 
 def persons(

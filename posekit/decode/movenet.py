@@ -1,13 +1,14 @@
 """MoveNet SinglePose (Lightning 192 / Thunder 256) pre-processing and the graph's own post-processing in numpy.
 
-The TF.js graph ends in a CenterNet-style decoder, reproduced by ``decode_single_heads`` from the four raw heads
+The TF.js graph ends in a CenterNet-style decoder, reproduced by ``decode_single_heads`` from the four heads
 (the registry's ``heads`` of movenet-lightning/-thunder, batch axis removed; the argument names match, so
-``decode_single_heads(**{k: out[t][0] for k, t in spec.heads.items()})``), on an (H, W) grid of input/4 cells:
+``decode_single_heads(**{k: out[t][0] for k, t in spec.heads.items()})``), on an (H, W) grid of input/4 cells.
+The heads are the networks' last convolutions, the heatmap and centre ones with their sigmoid (probabilities):
 
-1. centre = sigmoid(center logits) * fp16(1 / (distance to the grid centre (H/2, W/2) + 1.8)); argmax -> (cy, cx).
+1. centre = center * fp16(1 / (distance to the grid centre (H/2, W/2) + 1.8)); argmax -> (cy, cx).
 2. coarse joints = (cy, cx) + regress[cy, cx] (channels interleaved: 2k = dy, 2k+1 = dx, in cells).
-3. heat = sigmoid(heatmap logits) / (distance to the coarse joint + fp16(1.8)); per-joint argmax -> (ky, kx).
-4. joint = ((ky, kx) + offset[ky, kx, (2k, 2k+1)]) * fp16(1/H, 1/W); score = sigmoid(heatmap)[ky, kx, k].
+3. heat = heatmap / (distance to the coarse joint + fp16(1.8)); per-joint argmax -> (ky, kx).
+4. joint = ((ky, kx) + offset[ky, kx, (2k, 2k+1)]) * fp16(1/H, 1/W); score = heatmap[ky, kx, k].
 
 The graph stores its constants as float16 (``_fp16`` reproduces that rounding). Output, like the graph's
 ``Identity:0``: (17, 3) y, x normalised to the input, score.
@@ -19,7 +20,6 @@ import functools
 
 import numpy as np
 
-from posekit.decode import sigmoid
 from posekit.io import as_rgb
 from posekit.transforms import Affine, crop_box, invert_affine, letterbox
 
@@ -69,8 +69,8 @@ def _layout(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def decode_single_heads(
     heatmap: np.ndarray, center: np.ndarray, regress: np.ndarray, offset: np.ndarray
 ) -> np.ndarray:
-    """The graph's post-processing (see module docstring). heatmap (H, W, 17) logits, center (H, W, 1) logits,
-    regress and offset (H, W, 34). Returns (17, 3) float32 y, x (normalised 0..1 to the input), score.
+    """The graph's post-processing (see module docstring). heatmap (H, W, 17) and center (H, W, 1) probabilities,
+    regress and offset (H, W, 34) cells. Returns (17, 3) float32 y, x (normalised 0..1 to the input), score.
 
     Few, whole-array numpy calls: this runs right after the network, when little of numpy is still in cache.
     """
@@ -79,14 +79,13 @@ def decode_single_heads(
         raise ValueError(f"head shapes disagree: heatmap {heatmap.shape}, center {center.shape}, "
                          f"regress {regress.shape}, offset {offset.shape}")
     rows, cols, cell = _layout(h, w)
-    centre = sigmoid(center[..., 0])
-    cy, cx = divmod(int(np.multiply(centre, center_weight(h, w), out=centre).argmax()), w)
+    cy, cx = divmod(int(np.multiply(center[..., 0], center_weight(h, w)).argmax()), w)
     coarse = regress[cy, cx].reshape(k, 2) + np.float32([cy, cx])  # (k, 2) y, x in cells
     # separable squares, then in place: the (h, w, k) volume is written three times instead of seven
     weight = (rows - coarse[:, 0]) ** 2 + (cols - coarse[:, 1]) ** 2  # (h, w, k)
     np.sqrt(weight, out=weight)
     weight += _BIAS
-    scores = sigmoid(heatmap).reshape(h * w, k)
+    scores = heatmap.reshape(h * w, k)
     best = np.divide(scores, weight.reshape(h * w, k), out=weight.reshape(h * w, k)).argmax(axis=0)
     joints = np.arange(k)
     out = np.empty((k, 3), np.float32)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -42,14 +40,24 @@ class Estimator:
     def predict(self, image_rgb: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
         raise NotImplementedError
 
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        """Accumulate wall time of a block into ``timings[name]`` (ms)."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[name] = self.timings.get(name, 0.0) + (time.perf_counter() - start) * 1000.0
+    def stage(self, name: str) -> _Stage:
+        """``with est.stage(name):`` accumulates the block's wall time into ``timings[name]`` (ms)."""
+        return _Stage(self.timings, name)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+
+class _Stage:
+    """Context manager behind `Estimator.stage` (a plain class: cheaper per use than a generator-based one)."""
+
+    __slots__ = ("timings", "name", "start")
+
+    def __init__(self, timings: dict[str, float], name: str) -> None:
+        self.timings, self.name = timings, name
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.timings[self.name] = self.timings.get(self.name, 0.0) + (time.perf_counter() - self.start) * 1000.0

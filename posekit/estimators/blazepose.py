@@ -24,7 +24,7 @@ from posekit.decode.detection import iou
 from posekit.errors import PosekitError
 from posekit.estimators.base import Estimator
 from posekit.estimators.registry import register
-from posekit.network import load_network
+from posekit.network import load_network, stack_batch
 from posekit.pipeline.flip import fuse_people
 from posekit.skeleton import BLAZEPOSE33
 from posekit.transforms import Affine, compose_affine, crop_box, invert_affine
@@ -152,10 +152,10 @@ class BlazePose(Estimator):
             backs = [back if to_image is None else compose_affine(to_image, back)
                      for (_, back), (_, to_image) in zip(inputs, images)]
         with self.stage("network"):
-            raw = self.detector.run(np.concatenate([x for x, _ in inputs]))[bp.DETECTOR_OUTPUT]
+            raw = self.detector.run(stack_batch([x for x, _ in inputs]))[bp.DETECTOR_OUTPUT]
         with self.stage("decode"):
-            return [[bp.detection_to_roi(bp.detection_to_image(d, back))
-                     for d in bp.decode_detections(out, self.anchors, self.detector_threshold)]
+            return [[bp.detection_to_roi(d) for d in bp.decode_detections(out, self.anchors, self.detector_threshold,
+                                                                         back=back)]
                     for out, back in zip(raw, backs)]
 
     def _landmarks(self, image_rgb: np.ndarray, rois: list[bp.Roi]) -> list[list[bp.BlazePoseLandmarks]]:
@@ -166,7 +166,7 @@ class BlazePose(Estimator):
         with self.stage("preprocess"):
             inputs = [bp.preprocess_landmarks(image_rgb, roi) for roi in rois]
             crops = [x for x, _ in inputs] + ([x[:, :, ::-1] for x, _ in inputs] if self.flip else [])
-            batch = np.concatenate(crops)
+            batch = stack_batch(crops)
         with self.stage("network"):
             out = self.landmarker.run(batch)
         with self.stage("decode"):

@@ -17,7 +17,7 @@ from posekit.decode.detection import iou
 from posekit.errors import PosekitError
 from posekit.estimators.base import Estimator
 from posekit.estimators.registry import register
-from posekit.network import load_network
+from posekit.network import load_network, stack_batch
 from posekit.skeleton import COCO17
 from posekit.transforms import Affine, apply_affine, crop_box, invert_affine, whole_image
 from posekit.types import Person, box_from_keypoints
@@ -73,7 +73,7 @@ class MoveNetSingle(Estimator):
         """(17, 3) x, y image pixels, score per box: the crop around it, or the whole image for None."""
         with self.stage("preprocess"):
             crops = [mn.preprocess(image_rgb, self.size, box_xyxy=box, margin=self.margin) for box in boxes]
-            x = crops[0][0] if len(crops) == 1 else np.concatenate([c[0] for c in crops])
+            x = stack_batch([c[0] for c in crops])
         with self.stage("network"):
             if self.decode == "heads":
                 out = self.network.run(x)

@@ -92,14 +92,14 @@ _MOVENET_SINGLE_OUT = {
     "Identity:0": "[1,1,17,3] per COCO-17 keypoint (y, x, score); y, x normalised 0..1 to the input frame",
 }
 _MOVENET_HEADS = {
-    "heatmap": "StatefulPartitionedCall/kpt_heatmap_0/conv2d_5/BiasAdd:0",
-    "center": "StatefulPartitionedCall/center_0/conv2d_4/BiasAdd:0",
+    "heatmap": "StatefulPartitionedCall/Sigmoid:0",
+    "center": "StatefulPartitionedCall/Sigmoid_1:0",
     "regress": "StatefulPartitionedCall/kpt_regress_0/conv2d_6/BiasAdd:0",
     "offset": "StatefulPartitionedCall/kpt_offset_0/conv2d_7/BiasAdd:0",
 }
 _MOVENET_HEAD_MEANINGS = {
-    "heatmap": "[1,H/4,W/4,17] keypoint heatmap logits (the graph applies sigmoid)",
-    "center": "[1,H/4,W/4,1] person-centre logits (the graph applies sigmoid, then weights by a centre prior)",
+    "heatmap": "[1,H/4,W/4,17] keypoint heatmap probabilities (the head's conv, then the graph's sigmoid)",
+    "center": "[1,H/4,W/4,1] person-centre probabilities (the head's conv, then the graph's sigmoid)",
     "regress": "[1,H/4,W/4,34] per keypoint (dy, dx) interleaved: keypoint position minus centre cell, in cells",
     "offset": "[1,H/4,W/4,34] per keypoint (dy, dx) interleaved: sub-cell refinement of the heatmap peak, in cells",
 }

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from posekit.decode.detection import box_iou
 from posekit.skeleton import COCO17, Skeleton
 from posekit.types import Person, box_from_keypoints
 
@@ -24,19 +25,6 @@ from posekit.types import Person, box_from_keypoints
 VELOCITY_GAIN = 0.3
 #: Lost tracks' boxes grow by at most this many times their size on each side.
 MAX_BUFFER = 1.0
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of x1y1x2y2 boxes (..., 4) and (..., 4), broadcast: ``box_iou(a[:, None], b[None])`` is (N, M)."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    union = area_a + area_b - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def expand_boxes(boxes: np.ndarray, fraction: np.ndarray | float) -> np.ndarray:

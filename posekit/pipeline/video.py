@@ -22,9 +22,10 @@ from typing import Any, NamedTuple, Protocol
 import cv2
 import numpy as np
 
+from posekit.decode.detection import box_iou
 from posekit.errors import PosekitError
 from posekit.pipeline.smooth import CENTRE_PARAMS, KEYPOINT_PARAMS, WORLD_PARAMS, OneEuroParams, PoseSmoother
-from posekit.pipeline.track import Track, Tracker, box_iou, pose_overlap
+from posekit.pipeline.track import Track, Tracker, pose_overlap
 from posekit.types import Person, box_from_keypoints
 
 #: Frame rate assumed when a source does not report a usable one.
