@@ -33,7 +33,7 @@ class Network:
 
     ``run`` takes one array (for single-input networks) or a dict keyed by input name, and returns every
     output keyed by its TF.js tensor name (e.g. ``"Identity:0"``).  spin: whether ONNX Runtime's idle threads
-    busy-wait for the next operator (default: `default_spin`).
+    busy-wait for the next operator during a run (default: `default_spin`).
     """
 
     def __init__(self, onnx_path: Path, spec: ModelSpec | None = None, threads: int | None = None,
@@ -46,6 +46,9 @@ class Network:
         options.inter_op_num_threads = 1
         spin = default_spin() if spin is None else spin
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        # spinning threads stop when a run returns: they never hold the cores between runs (the other network of
+        # a two-stage model, video decoding, other processes)
+        options.add_session_config_entry("session.force_spinning_stop", "1")
         options.log_severity_level = 3
         self.providers = list(providers or default_providers())
         self.session = ort.InferenceSession(str(onnx_path), options, providers=self.providers)
@@ -107,10 +110,10 @@ def default_threads() -> int:
 
 
 def default_spin() -> bool:
-    """$POSEKIT_SPIN=1: idle ONNX Runtime threads busy-wait (lowest latency for one network on an otherwise idle
-    machine).  Off by default: a spinning pool takes the cores from whatever runs next (the other network of a
-    two-stage model, video decoding, other processes), which costs more than the wake-up latency it saves."""
-    return os.environ.get("POSEKIT_SPIN", "0") not in ("", "0")
+    """Whether ONNX Runtime's threads busy-wait between the operators of a run (they stop when it returns): on,
+    unless $POSEKIT_SPIN=0.  On this 2-core kind of machine spinning runs every zoo model 1.05-1.3x faster per
+    photo (BENCHMARKS.md); off suits a machine crowded with other work."""
+    return os.environ.get("POSEKIT_SPIN", "1") not in ("", "0")
 
 
 def default_providers() -> list[str]:

@@ -24,8 +24,8 @@ def add_one(tmp_path):
     return path
 
 
-def _spinning(net: Network) -> str:
-    return net.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+def _config(net: Network, key: str) -> str:
+    return net.session.get_session_options().get_session_config_entry(key)
 
 
 def test_run_casts_and_checks_shape(add_one):
@@ -35,13 +35,14 @@ def test_run_casts_and_checks_shape(add_one):
         net.run(np.zeros((1, 4), np.float32))
 
 
-def test_idle_threads_do_not_spin_unless_asked(add_one, monkeypatch):
+def test_threads_spin_during_a_run_only_unless_told_not_to(add_one, monkeypatch):
     monkeypatch.delenv("POSEKIT_SPIN", raising=False)
-    assert _spinning(Network(add_one)) == "0"
-    assert _spinning(Network(add_one, spin=True)) == "1"
-    monkeypatch.setenv("POSEKIT_SPIN", "1")
-    assert _spinning(Network(add_one)) == "1"
-    assert _spinning(Network(add_one, spin=False)) == "0"
+    assert _config(Network(add_one), "session.intra_op.allow_spinning") == "1"
+    assert _config(Network(add_one), "session.force_spinning_stop") == "1"  # never between runs
+    assert _config(Network(add_one, spin=False), "session.intra_op.allow_spinning") == "0"
+    monkeypatch.setenv("POSEKIT_SPIN", "0")
+    assert _config(Network(add_one), "session.intra_op.allow_spinning") == "0"
+    assert _config(Network(add_one, spin=True), "session.intra_op.allow_spinning") == "1"
     assert Network(add_one, threads=1).session.get_session_options().intra_op_num_threads == 1
 
 
