@@ -33,6 +33,9 @@ def read_image(path: str | os.PathLike, apply_exif: bool = True) -> np.ndarray:
 
 def as_rgb(image: Any) -> np.ndarray:
     """A path, an (H, W, 3|4) or (H, W) uint8 array (RGB order) or a PIL image -> (H, W, 3) uint8 RGB."""
+    if type(image) is np.ndarray and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 \
+            and image.size and image.flags.c_contiguous:  # already one: returned as it is (estimators check twice)
+        return image
     if isinstance(image, (str, os.PathLike)):
         return read_image(image)
     if hasattr(image, "convert") and hasattr(image, "mode"):  # PIL.Image without importing PIL

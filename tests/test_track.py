@@ -7,11 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
+from posekit.decode.detection import box_iou
 from posekit.pipeline.metrics import collect_tracks, id_switches
 from posekit.pipeline.track import (
     Tracker,
     assign,
-    box_iou,
     expand_boxes,
     oks_matrix,
     oks_sigmas,
