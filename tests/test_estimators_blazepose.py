@@ -3,6 +3,8 @@ pipeline on real photos (COCO ground-truth boxes, whole images, a real photo pad
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -156,6 +158,28 @@ def test_all_crops_run_as_one_batch_with_the_same_answers(full, coco_mini, monke
     for a, b in zip(together, alone):
         np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-3)
         np.testing.assert_allclose(a.box, b.box)
+
+
+@pytest.mark.network
+def test_track_follows_people_into_the_next_frame_without_the_detector(full, coco_mini, monkeypatch):
+    """MediaPipe's video mode: the next frame's ROI comes from the last landmarks; here the 'next frame' is the
+    photo moved 9 px right and 6 px up, and the person must be found there by the landmark model alone."""
+    image = read_image(coco_mini / "train2017" / "000000535506.jpg", apply_exif=False)  # one standing woman
+    h, w = image.shape[:2]
+    (person,) = full(image)
+    assert person.extras["roi_points"].shape == (2, 2)
+    moved = cv2.warpAffine(image, np.float32([[1, 0, 9], [0, 1, -6]]), (w, h))
+    monkeypatch.setattr(full.detector, "run", lambda x: pytest.fail("track() ran the detector"))
+    (found,) = full.track(moved, [person])
+    assert found.score > 0.5 and set(full.timings) == {"preprocess", "network", "decode"}
+    err = _errors(found.keypoints, person.keypoints + [9, -6, 0], max(h, w))
+    assert np.median(err) <= 0.015  # measured 0.006 (3.6 px; the model re-estimates, as on a real next frame)
+    # somebody who left the frame: the crop holds no pose, so the person scores low and the caller re-detects
+    (lost,) = full.track(np.zeros_like(image), [person])
+    assert lost.score < 0.3
+    # people from other models (no ROI points) are followed from their boxes
+    (boxed,) = full.track(moved, [dataclasses.replace(person, extras={}, box=person.box + [9, -6, 9, -6])])
+    assert np.median(_errors(boxed.keypoints, person.keypoints + [9, -6, 0], max(h, w))) <= 0.02  # measured 0.006
 
 
 def test_mirror_landmarks_undoes_a_mirrored_crop():

@@ -32,7 +32,7 @@ from posekit.pipeline.video import (
     track_video,
 )
 from posekit.skeleton import COCO17
-from posekit.types import Person
+from posekit.types import Person, box_from_keypoints
 
 pytest.importorskip("scipy", reason="tracking needs scipy (pip install posekit[video])")
 
@@ -309,6 +309,29 @@ def test_track_video_falls_back_to_the_full_image_when_a_crop_scores_low(clip):
     assert full[2:] == [14, 24]  # forced every 10 frames after the last full-image run
     assert {f.people[0].track_id for f in frames} == {1}
     assert "raw_keypoints" not in frames[0].people[0].extras
+
+
+class TrackingDiscEstimator(DiscEstimator):
+    """DiscEstimator that follows its people its own way: from the previous person's joints, no box."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tracked: list[list[Person]] = []
+
+    def track(self, image: np.ndarray, people: list[Person]) -> list[Person]:
+        self.tracked.append(list(people))
+        return [self._find(image, box_from_keypoints(p.keypoints) + [-12, -12, 12, 12]) for p in people]
+
+
+def test_estimators_with_a_track_method_follow_their_people_with_it(clip):
+    est = TrackingDiscEstimator()
+    frames = list(track_video(clip, est, smooth=False))
+    assert est.calls == [None]  # one full-image run; every later frame went through track()
+    assert len(est.tracked) == N - 1 and all(len(people) == 1 for people in est.tracked)
+    for previous, people in zip(frames, est.tracked):  # track() gets the people of the previous frame
+        np.testing.assert_array_equal(people[0].keypoints, previous.people[0].keypoints)
+    for f in frames:
+        np.testing.assert_allclose(f.people[0].keypoints[:, :2].mean(axis=0), _disc_centre(f.index), atol=1.0)
 
 
 def test_bottom_up_estimators_get_the_full_image_every_frame(clip):

@@ -16,6 +16,8 @@ differs (that lowered AP on COCO).
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from posekit.decode.detection import iou
 from posekit.errors import PosekitError
 from posekit.estimators.base import Estimator
 from posekit.estimators.registry import register
+from posekit.io import as_rgb
 from posekit.network import load_network, stack_batch
 from posekit.pipeline.flip import fuse_people
 from posekit.skeleton import BLAZEPOSE33
@@ -67,11 +70,12 @@ def person_score(lm: bp.BlazePoseLandmarks) -> float:
 
 def to_person(lm: bp.BlazePoseLandmarks, box: np.ndarray | None = None) -> Person:
     """Person from landmarks in image pixels; box None: the box spans the points with visibility above
-    `BOX_MIN_SCORE`.  extras: ``presence`` (33,) probability each point is inside the crop, ``pose_score``."""
+    `BOX_MIN_SCORE`.  extras: ``presence`` (33,) probability each point is inside the crop, ``pose_score``,
+    ``roi_points`` (2, 2) image pixels: hip centre and scale point, the next frame's ROI (`BlazePose.track`)."""
     if box is None:
         box = box_from_keypoints(lm.keypoints, BOX_MIN_SCORE)
     return Person(lm.keypoints, box, person_score(lm), BLAZEPOSE33, keypoints_3d=lm.world,
-                  extras={"presence": lm.presence, "pose_score": lm.pose_score})
+                  extras={"presence": lm.presence, "pose_score": lm.pose_score, "roi_points": lm.aux})
 
 
 class BlazePose(Estimator):
@@ -125,7 +129,7 @@ class BlazePose(Estimator):
             (rois,) = self._rois([(image_rgb, None)])
             people = []
             for landmarks in self._landmarks(image_rgb, rois[: self.max_people]):
-                if np.mean([lm.pose_score for lm in landmarks]) >= self.pose_threshold:
+                if sum(lm.pose_score for lm in landmarks) / len(landmarks) >= self.pose_threshold:
                     people.append(self._person(landmarks))
             return people
         if not len(boxes):
@@ -137,6 +141,19 @@ class BlazePose(Estimator):
         with self.stage("decode"):
             rois = [roi_for_box(found, box) for found, box in zip(rois_per_box, boxes)]
         return [self._person(landmarks, box) for landmarks, box in zip(self._landmarks(image_rgb, rois), boxes)]
+
+    def track(self, image: Any, people: Sequence[Person]) -> list[Person]:
+        """``people`` of the previous video frame found again in ``image`` as MediaPipe tracks them: the landmark
+        model runs on the ROI each one's landmarks give (``extras["roi_points"]``: hip centre and scale point; the
+        upright `box_roi` of its box for a person without them), the detector not at all.  One Person per given
+        person, in order, its box spanning its keypoints; a lost person scores low (Person.score includes the pose
+        flag), so the caller re-runs the detector (`posekit.pipeline.track_video` does)."""
+        self.timings = {}
+        image_rgb = as_rgb(image)
+        with self.stage("preprocess"):
+            rois = [bp.alignment_roi(*p.extras["roi_points"]) if "roi_points" in p.extras else box_roi(p.box)
+                    for p in people]
+        return [self._person(landmarks) for landmarks in self._landmarks(image_rgb, rois)]
 
     def flipped(self) -> BlazePose:
         """This estimator (sharing its networks) with the flip test on each ROI crop."""

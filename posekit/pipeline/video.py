@@ -386,7 +386,8 @@ def estimate(estimator: Estimator, image: np.ndarray, tracks: list[Track], *, us
         overlap = box_iou(boxes[:, None], boxes[None]) - np.eye(len(boxes))
         if overlap.max() > max_crop_overlap:  # people crossing: a crop may slide onto the other person
             return estimator(image), True
-        people = estimator(image, boxes=boxes)
+        track = getattr(estimator, "track", None)  # the model's own way to follow its people (BlazePose's ROIs)
+        people = track(image, [t.person for t in tracks]) if track is not None else estimator(image, boxes=boxes)
         sure = [p.score >= min_crop_score for p in people]
         if people and (all(sure) or (multi and any(sure))):
             return drop_drifted([carry_box_score(p, t.person) for p, t in zip(people, tracks)], tracks), False
@@ -394,7 +395,9 @@ def estimate(estimator: Estimator, image: np.ndarray, tracks: list[Track], *, us
 
 
 class Estimator(Protocol):
-    """A pose model: ``est(image_rgb, boxes=None)`` -> people in image pixels (with boxes: one per box)."""
+    """A pose model: ``est(image_rgb, boxes=None)`` -> people in image pixels (with boxes: one per box).
+    Optionally ``est.track(image_rgb, people)`` -> those people found again in a new frame, one per person (used
+    instead of boxes around them; see `BlazePose.track`)."""
 
     def __call__(self, image: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]: ...
 
@@ -428,7 +431,9 @@ def track_video(
 
     Crop-from-previous-frame (MoveNet's video strategy; default: on when ``estimator.top_down``, i.e. it accepts
     boxes): the estimator runs on boxes around the people of last frame's tracks (tentative ones included),
-    expanded by ``crop_expand`` and moved by their velocity, so a detector or whole-image pass is skipped. A crop
+    expanded by ``crop_expand`` and moved by their velocity, so a detector or whole-image pass is skipped; an
+    estimator with a ``track`` method follows those people its own way instead (BlazePose: the ROIs their
+    landmarks give, as MediaPipe does). A crop
     whose person the estimator scores below ``min_crop_score`` counts as lost; people found in crops keep the
     detector box score of their track (see ``carry_box_score``); a crop that found the same person as another
     one is dropped (``drop_drifted``). When two crops overlap by more than ``max_crop_overlap`` IoU (people
