@@ -8,6 +8,9 @@ wires it to the networks.
 Timings: ``preprocess`` / ``network`` / ``decode`` add up both stages (the detector's letterbox or box crop, its
 network, its decoding + NMS + ROIs; then the landmark crops, network and decoding).
 
+Video (`BlazePose.track`, used by `posekit.pipeline.track_video`): as MediaPipe, each person's next ROI comes from
+their last landmarks and only the landmark model runs; the detector looks again when someone is lost.
+
 Flip test (``flip=True``, `BlazePose.flipped`): each ROI crop is also run mirrored and the two answers fused
 (`posekit.pipeline.flip.fuse_people`); mirroring the whole image instead would re-run the detector, whose ROI then
 differs (that lowered AP on COCO).
