@@ -49,22 +49,21 @@ def test_nms_threshold_is_strict_and_ties_keep_input_order():
 
 def test_weighted_nms_averages_groups_by_score():
     boxes = np.array([[0, 0, 10, 10], [2, 2, 12, 12], [50, 50, 60, 60]], dtype=np.float32)
-    scores = np.array([0.6, 0.2, 0.5])  # IoU(0, 1) = 64 / 136 = 0.47
-    kps = np.array([[[0, 0]], [[4, 8]], [[1, 1]]], dtype=np.float32)
-    out_boxes, out_scores, out_kps = weighted_nms(boxes, scores, kps, iou_thr=0.3)
-    np.testing.assert_allclose(out_boxes, [[0.5, 0.5, 10.5, 10.5], [50, 50, 60, 60]])
+    scores = [0.6, 0.2, 0.5]  # IoU(0, 1) = 64 / 136 = 0.47
+    kps = np.array([[0, 0], [4, 8], [1, 1]], dtype=np.float32)  # one keypoint per box, averaged alike
+    merged, out_scores = weighted_nms(np.concatenate([boxes, kps], axis=1), scores, iou_thr=0.3)
+    np.testing.assert_allclose(merged[:, :4], [[0.5, 0.5, 10.5, 10.5], [50, 50, 60, 60]])
     np.testing.assert_allclose(out_scores, [0.6, 0.5])
-    np.testing.assert_allclose(out_kps, [[[1, 2]], [[1, 1]]])
+    np.testing.assert_allclose(merged[:, 4:], [[1, 2], [1, 1]])
 
 
 def test_weighted_nms_below_threshold_keeps_boxes_apart():
     boxes = np.array([[0, 0, 10, 10], [2, 2, 12, 12]], dtype=np.float32)
-    out_boxes, out_scores, out_kps = weighted_nms(boxes, [0.6, 0.2], iou_thr=0.5)
-    np.testing.assert_allclose(out_boxes, boxes)
+    merged, out_scores = weighted_nms(boxes, [0.6, 0.2], iou_thr=0.5)
+    np.testing.assert_allclose(merged, boxes)
     np.testing.assert_allclose(out_scores, [0.6, 0.2])
-    assert out_kps is None
     assert len(weighted_nms(boxes, [0.6, 0.2], iou_thr=0.5, max_det=1)[0]) == 1
-    assert weighted_nms(np.zeros((0, 4)), np.zeros(0))[0].shape == (0, 4)
+    assert weighted_nms(np.zeros((0, 4)), [])[0].shape == (0, 4)
 
 
 def _centernet_rows() -> np.ndarray:

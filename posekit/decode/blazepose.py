@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from posekit.decode import sigmoid
-from posekit.decode.detection import merge_weighted
+from posekit.decode.detection import weighted_nms
 from posekit.io import as_rgb
 from posekit.skeleton import BLAZEPOSE33
 from posekit.transforms import Affine, crop_box, invert_affine, letterbox
@@ -169,7 +169,7 @@ def decode_detections(
             scores.append(score)
     d, o = _box_decoding(input_size)
     values = rows[keep, 1:] @ d + np.reshape(anchors, (-1, 2))[index[keep]] @ o
-    merged, merged_scores = merge_weighted(values, scores, iou_thr)
+    merged, merged_scores = weighted_nms(values, scores, iou_thr)
     points = merged.reshape(len(merged), DETECTOR_COLUMNS // 2, 2)  # 2 corners, then the keypoints
     if back is not None:
         m = np.asarray(back, dtype=np.float64)

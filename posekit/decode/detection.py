@@ -54,32 +54,14 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float = 0.5, max_det: in
     return np.asarray(keep, dtype=np.int64)
 
 
-def weighted_nms(
-    boxes: np.ndarray,
-    scores: np.ndarray,
-    keypoints: np.ndarray | None = None,
-    iou_thr: float = 0.3,
-    max_det: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Score-weighted NMS (MediaPipe's ``WEIGHTED`` algorithm, used by the BlazePose detector).
+def weighted_nms(values: np.ndarray, scores: list[float], iou_thr: float = 0.3, max_det: int | None = None
+                 ) -> tuple[np.ndarray, list[float]]:
+    """Score-weighted NMS (MediaPipe's ``WEIGHTED`` algorithm, used by the BlazePose detector) on rows ``values``
+    (N, C): a box x1, y1, x2, y2, then any columns (e.g. keypoints) averaged alike; ``scores`` as Python floats.
 
-    Repeatedly takes the best remaining box; every remaining box overlapping it by IoU > ``iou_thr``
-    (itself included) is merged into one detection whose corners and ``keypoints`` ((N, K, 2), optional)
-    are the score-weighted means of the group, and whose score is the best box's score.
-    Returns (boxes (M, 4), scores (M,), keypoints (M, K, 2) or None), by decreasing score.
-    """
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    values = boxes if keypoints is None else np.concatenate([boxes, np.reshape(keypoints, (len(boxes), -1))], axis=1)
-    merged, out_scores = merge_weighted(values, np.reshape(scores, -1).tolist(), iou_thr, max_det)
-    merged = merged.astype(np.float32)
-    return (merged[:, :4], np.asarray(out_scores, dtype=np.float32),
-            None if keypoints is None else merged[:, 4:].reshape(len(merged), -1, 2))
-
-
-def merge_weighted(values: np.ndarray, scores: list[float], iou_thr: float = 0.3, max_det: int | None = None
-                   ) -> tuple[np.ndarray, list[float]]:
-    """`weighted_nms` on rows ``values`` (N, C): a box x1, y1, x2, y2, then any columns averaged alike; ``scores``
-    as Python floats.  Returns (merged rows (M, C) float64, their scores), by decreasing score.
+    Repeatedly takes the best remaining box; every remaining box overlapping it by IoU > ``iou_thr`` (itself
+    included) is merged into one row, the score-weighted mean of the group's rows, scored as the best box.
+    Returns (merged rows (M, C) float64, their scores), by decreasing score, at most ``max_det`` of them.
 
     The grouping runs on Python floats (N boxes x M groups IoUs): a detector's hits above its threshold are few,
     and right after a network run each numpy call costs more than a Python IoU; the means are one matrix product.
