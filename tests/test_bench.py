@@ -1,4 +1,5 @@
-"""posekit.bench statistics on fake estimators whose stage timings are known (no real timing asserted)."""
+"""posekit.bench statistics on fake estimators whose stage timings are known (no real timing asserted), and the
+network replay of benchmarks/cold_cost.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import itertools
 import numpy as np
 import pytest
 
-from posekit.bench import time_stages
+from posekit.bench import networks_of, replayed_networks, time_stages
+from posekit.estimators.base import Estimator
+from posekit.network import Network
 
 
 class Staged:
@@ -36,3 +39,26 @@ def test_overhead_is_the_median_of_per_call_ratios():
 def test_no_overhead_without_a_network_stage():
     t = time_stages(Staged([{"detect": 3.0}]), np.zeros((4, 4, 3), np.uint8), runs=2, warmup=0)
     assert "overhead" not in t and t["detect"] == 3.0
+
+
+class Twice(Estimator):
+    """Runs ``network`` on the image's first row, and holds a sub-estimator sharing that network."""
+
+    def __init__(self, network, inner=None):
+        super().__init__()
+        self.network, self.inner = network, inner
+
+    def predict(self, image_rgb, boxes=None):
+        return self.network.run(image_rgb[:1, :3, 0].astype(np.float32))["y:0"]
+
+
+def test_replayed_networks_return_the_first_output_until_the_block_ends(add_one):
+    net = Network(add_one, threads=1)
+    est = Twice(net, inner=Twice(net))
+    assert networks_of(est) == [net]  # the shared network counts once, found through the sub-estimator
+    a, b = np.zeros((1, 3, 3), np.uint8), np.full((1, 3, 3), 7, np.uint8)
+    with replayed_networks(est):
+        np.testing.assert_array_equal(est(a), [[1, 1, 1]])
+        np.testing.assert_array_equal(est(b), [[1, 1, 1]])  # replayed, not run on b
+    assert "run" not in vars(net)
+    np.testing.assert_array_equal(est(b), [[8, 8, 8]])

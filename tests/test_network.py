@@ -12,18 +12,6 @@ from posekit.errors import PosekitError
 from posekit.network import Network
 
 
-@pytest.fixture()
-def add_one(tmp_path):
-    """ONNX graph y = x + 1 for x float32 [1, 3]."""
-    one = helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])
-    graph = helper.make_graph([helper.make_node("Add", ["x", "one"], ["y:0"])], "add_one",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
-                              [helper.make_tensor_value_info("y:0", TensorProto.FLOAT, [1, 3])], [one])
-    path = tmp_path / "add_one.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
-    return path
-
-
 def _config(net: Network, key: str) -> str:
     return net.session.get_session_options().get_session_config_entry(key)
 
