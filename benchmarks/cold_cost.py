@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 import time
 from collections.abc import Callable
 
@@ -22,13 +23,15 @@ import numpy as np
 import posekit
 from posekit.bench import machine_description, replayed_networks, time_stages
 from posekit.commands.bench import DEFAULT_IMAGE
+from posekit.estimators.base import Estimator
 
+#: Timing rounds each way (in the pipeline, replayed), alternating.
+ROUNDS = 3
 MODELS = ("movenet-lightning", "movenet-thunder", "blazepose-lite", "blazepose-full", "blazepose-heavy")
 
 
-def stage_rows(name: str, image: np.ndarray, runs: int, rounds: int = 3) -> str:
+def stage_rows(name: str, est: Estimator, image: np.ndarray, runs: int, rounds: int = ROUNDS) -> str:
     """One markdown row: network ms, pre + dec ms in the pipeline and replayed, their ratio to the network."""
-    est = posekit.load(name)
     piped, warm = [], []
     for _ in range(rounds):  # alternate, so both see the same machine load
         piped.append(time_stages(est, image, runs=runs))
@@ -60,20 +63,25 @@ def busy(ms: float) -> None:
         pass
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", nargs="+", default=list(MODELS))
-    parser.add_argument("--runs", type=int, default=50, help="calls per timing round (3 rounds each way)")
+    parser.add_argument("--runs", type=int, default=50, help=f"calls per timing round ({ROUNDS} rounds each way)")
     parser.add_argument("--image", default=DEFAULT_IMAGE, help="photo to run on (default: opencv-doc's messi5.jpg)")
     args = parser.parse_args()
-    image = posekit.read_image(args.image)
-    print(f"# {machine_description()}; {args.image} {image.shape[1]}x{image.shape[0]}; medians over 3 alternating "
-          f"rounds of {args.runs} calls\n")
+    try:
+        image = posekit.read_image(args.image)
+        estimators = [posekit.load(name) for name in args.model]
+    except posekit.PosekitError as exc:
+        print(f"cold_cost.py: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"# {machine_description()}; {args.image} {image.shape[1]}x{image.shape[0]}; medians over {ROUNDS} "
+          f"alternating rounds of {args.runs} calls\n")
     print("| model | network ms | pre + dec ms, in the pipeline | pre + dec ms, network replayed | cold factor "
           "| (pre + dec) / network | same, replayed |")
     print("|---|---|---|---|---|---|---|")
-    for name in args.model:
-        print(stage_rows(name, image, args.runs), flush=True)
+    for name, est in zip(args.model, estimators):
+        print(stage_rows(name, est, image, args.runs), flush=True)
 
     net = posekit.load("movenet-lightning").network
     x = np.zeros((1, 192, 192, 3), np.uint8)
@@ -83,7 +91,8 @@ def main() -> None:
                           ("a 5 ms sleep", lambda: time.sleep(0.005)),
                           ("a movenet-lightning network run", lambda: net.run(x))):
         print("| {} | {:.1f} | {:.1f} |".format(label, *first_call_us(before)))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -7,8 +7,12 @@ import platform
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from posekit.network import Network
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ def time_stages(estimator, image_rgb: np.ndarray, runs: int = 20, warmup: int = 
     return {stage: float(np.median(v)) for stage, v in samples.items()}
 
 
-def networks_of(estimator) -> list:
+def networks_of(estimator) -> list[Network]:
     """Every `posekit.network.Network` an estimator holds, its sub-estimators' included (a pipeline's detector)."""
     from posekit.estimators.base import Estimator
     from posekit.network import Network
