@@ -114,14 +114,12 @@ def _traverse(
     """
     h, w = scores.shape[:2]
     iy, ix = _cell(x, y, stride, h, w)
-    dx, dy = disp_xy[iy, ix, edge].tolist()
-    x, y = x + dx, y + dy
+    x, y = x + disp_xy.item(iy, ix, edge, 0), y + disp_xy.item(iy, ix, edge, 1)
     for _ in range(refine_steps):
         iy, ix = _cell(x, y, stride, h, w)
-        ox, oy = off_xy[iy, ix, target].tolist()
-        x, y = ix * stride + ox, iy * stride + oy
+        x, y = ix * stride + off_xy.item(iy, ix, target, 0), iy * stride + off_xy.item(iy, ix, target, 1)
     iy, ix = _cell(x, y, stride, h, w)
-    return x, y, float(scores[iy, ix, target])
+    return x, y, scores.item(iy, ix, target)
 
 
 def _grow(
