@@ -38,7 +38,7 @@ def time_call(fn: Callable[[], object], runs: int = 50, warmup: int = 5) -> Timi
 
 
 def time_stages(estimator, image_rgb: np.ndarray, runs: int = 20, warmup: int = 3) -> dict[str, float]:
-    """Median milliseconds per stage of ``estimator(image)`` (its ``timings``) plus ``total`` (wall time), and
+    """Median milliseconds per stage of ``estimator(image)`` (its Result's ``speed``) plus ``total`` (wall time), and
     ``overhead``: the median over calls of (preprocess + decode) / network, each call's stages measured together
     (steadier on a busy machine than a ratio of separate medians)."""
     for _ in range(warmup):
@@ -46,11 +46,10 @@ def time_stages(estimator, image_rgb: np.ndarray, runs: int = 20, warmup: int = 
     samples: dict[str, list[float]] = {}
     for _ in range(runs):
         start = time.perf_counter()
-        estimator(image_rgb)
+        t = estimator(image_rgb).speed
         samples.setdefault("total", []).append((time.perf_counter() - start) * 1000.0)
-        for stage, ms in estimator.timings.items():
+        for stage, ms in t.items():
             samples.setdefault(stage, []).append(ms)
-        t = estimator.timings
         if t.get("network"):
             samples.setdefault("overhead", []).append((t.get("preprocess", 0.0) + t.get("decode", 0.0)) / t["network"])
     return {stage: float(np.median(v)) for stage, v in samples.items()}

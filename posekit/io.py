@@ -55,11 +55,28 @@ def as_rgb(image: Any) -> np.ndarray:
 def write_image(path: str | os.PathLike, image_rgb: np.ndarray) -> Path:
     """Encode an RGB image to ``path`` (format from the suffix) atomically: temp file + rename."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     ok, buf = cv2.imencode(p.suffix or ".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise PosekitError(f"cannot encode an image as {p.suffix!r}; use .jpg or .png")
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, p)
+    return write_atomic(p, buf.tobytes())
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Write ``data`` (text is UTF-8 encoded) to ``path`` through a temporary file in the same folder and
+    os.replace, so a reader never sees a half-written file; the temporary file is removed on failure."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)
     return p
+
+
+def write_json(path: str | os.PathLike, data: Any, indent: int | None = 1) -> Path:
+    """Atomic JSON write (see `write_atomic`)."""
+    import json
+
+    return write_atomic(path, json.dumps(data, indent=indent))

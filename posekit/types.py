@@ -41,6 +41,12 @@ class Person:
         """Keypoints as (17, 3) in COCO-17 order (raises for schemas without a mapping)."""
         return self.skeleton.map_to_coco(self.keypoints)
 
+    def coco_record(self, image_id: int, category_id: int = 1) -> dict[str, Any]:
+        """One COCO keypoint results entry: COCO-17 [x, y, score] * 17 in pixels, the person's score."""
+        flat = [v for x, y, s in self.to_coco() for v in (round(float(x), 2), round(float(y), 2), round(float(s), 4))]
+        return {"image_id": int(image_id), "category_id": int(category_id), "keypoints": flat,
+                "score": round(float(self.score), 5)}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly view: named keypoints, box, score, 3-D keypoints and track id when present."""
         out: dict[str, Any] = {

@@ -84,7 +84,7 @@ def test_predict_video_tracks_and_survives_truncation(tmp_path, capsys):
     assert code == 1 and "warning" in captured.err  # ended early: frames kept, warning, non-zero exit
     records = [json.loads(line) for line in (out / "cut.jsonl").read_text().splitlines()]
     assert len(records) > 5 and [r["frame"] for r in records] == list(range(len(records)))
-    ids = [p["track_id"] for r in records for p in r["persons"]]
+    ids = [p["track_id"] for r in records for p in r["people"]]
     assert ids and all(isinstance(i, int) for i in ids)
     assert len(set(ids)) < len(ids) / 2  # the same people carry their ids across frames
     cap = cv2.VideoCapture(str(out / "cut.mp4"))
@@ -95,7 +95,7 @@ def test_predict_video_tracks_and_survives_truncation(tmp_path, capsys):
 
 def test_tracker_options_reach_the_tracker_and_bad_values_are_one_line(tmp_path, capsys, monkeypatch):
     import posekit
-    import posekit.pipeline
+    import posekit.pipeline.video
 
     video = _sample("vtest.avi")
     for flag, value in (("--max-age", "-1"), ("--min-hits", "0"), ("--redetect-every", "0")):
@@ -108,8 +108,11 @@ def test_tracker_options_reach_the_tracker_and_bad_values_are_one_line(tmp_path,
         seen.update(options)
         yield from ()
 
-    monkeypatch.setattr(posekit, "load", lambda name: object())
-    monkeypatch.setattr(posekit.pipeline, "track_video", fake_track_video)  # imported at call time
+    class Stub:
+        name = "stub"
+
+    monkeypatch.setattr(posekit, "load", lambda name: Stub())
+    monkeypatch.setattr(posekit.pipeline.video, "track_video", fake_track_video)  # imported at call time
     main(["predict", str(video), "--min-hits", "5", "--redetect-every", "7", "--max-age", "9", "--no-draw",
           "--out", str(tmp_path)])
     assert (seen["min_hits"], seen["redetect_every"], seen["max_age"]) == (5, 7, 9)

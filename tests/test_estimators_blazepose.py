@@ -97,10 +97,11 @@ def _errors(found: np.ndarray, expected: np.ndarray, span: float) -> np.ndarray:
 def test_whole_image_follows_the_image_geometry(full, coco_mini):
     image = read_image(coco_mini / "train2017" / "000000535506.jpg", apply_exif=False)  # one standing woman
     h, w = image.shape[:2]
-    (person,) = full(image)
+    result = full(image)
+    (person,) = result
     base = person.keypoints
     assert (base[:, 2] > 0.5).sum() >= 20 and person.score > 0.5
-    assert set(full.timings) == {"preprocess", "network", "decode"}  # both stages, detector included
+    assert set(result.speed) == {"preprocess", "network", "decode"}  # both stages, detector included
     # world landmarks: metres, origin between the hips, y down (head above the hips)
     world = person.keypoints_3d
     np.testing.assert_allclose(world[HIPS].mean(axis=0), 0, atol=0.02)
@@ -170,8 +171,9 @@ def test_track_follows_people_into_the_next_frame_without_the_detector(full, coc
     assert person.extras["roi_points"].shape == (2, 2)
     moved = cv2.warpAffine(image, np.float32([[1, 0, 9], [0, 1, -6]]), (w, h))
     monkeypatch.setattr(full.detector, "run", lambda x: pytest.fail("track() ran the detector"))
-    (found,) = full.track(moved, [person])
-    assert found.score > 0.5 and set(full.timings) == {"preprocess", "network", "decode"}
+    tracked = full.track(moved, [person])
+    (found,) = tracked
+    assert found.score > 0.5 and set(tracked.speed) == {"preprocess", "network", "decode"}
     err = _errors(found.keypoints, person.keypoints + [9, -6, 0], max(h, w))
     assert np.median(err) <= 0.015  # measured 0.006 (3.6 px; the model re-estimates, as on a real next frame)
     # somebody who left the frame: the crop holds no pose, so the person scores low and the caller re-detects
@@ -201,11 +203,9 @@ def test_mirror_landmarks_undoes_a_mirrored_crop():
 
 @pytest.mark.network
 def test_flip_test_mirrors_each_roi_crop(full, coco_mini, monkeypatch):
-    from posekit.pipeline.flip import flip_test
-
     image = read_image(coco_mini / "train2017" / "000000535506.jpg", apply_exif=False)  # one standing woman
     box = np.array([[140, 200, 300, 640]], np.float32)
-    flipped = flip_test(full)
+    flipped = full.flipped()
     assert isinstance(flipped, est.BlazePose) and flipped.flip and not full.flip
     assert flipped.landmarker is full.landmarker  # networks shared, not reloaded
     (plain,) = full(image, box)

@@ -13,8 +13,8 @@ import posekit
 from posekit.cli import main
 from posekit.errors import PosekitError
 from posekit.estimators.base import Estimator
+from posekit.estimators.flip import FlipTest, mirror_boxes, unmirror_person
 from posekit.eval.cocoeval import coco, load_annotations, score_results, write_results
-from posekit.pipeline.flip import FlipTest, flip_test, mirror_boxes, unmirror_person
 from posekit.pipeline.topdown import TopDown
 from posekit.skeleton import BLAZEPOSE33, COCO17, MPII16
 from posekit.types import Person
@@ -397,12 +397,13 @@ def test_flip_test_uses_an_estimators_own_flip_and_top_down_detects_once():
                 kp[:, 0] = image.shape[1] - 10.0
             return [Person(kp, box=b, score=0.5) for b in boxes]
 
-    generic = flip_test(Pose())
+    generic = Pose().flipped()
     assert isinstance(generic, FlipTest) and generic.skeleton is COCO17
-    pipeline = flip_test(TopDown(Detector(), Pose()))
+    pipeline = TopDown(Detector(), Pose()).flipped()
     assert isinstance(pipeline, TopDown) and isinstance(pipeline.pose, FlipTest)
-    (person,) = pipeline(_image(1))
+    result = pipeline(_image(1))
+    (person,) = result
     assert Detector.calls == 1  # the detector is not run on the mirrored image
     assert [b.tolist() for b in Pose.seen] == [[[0, 0, 20, 100]], [[W - 20, 0, W, 100]]]
     assert person.keypoints[:, 0] == pytest.approx(10.0) and person.score == pytest.approx(0.9 * 0.5)
-    assert set(pipeline.timings) >= {"detect"}
+    assert set(result.speed) >= {"detector"}

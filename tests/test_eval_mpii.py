@@ -14,10 +14,10 @@ import pytest
 import posekit
 from posekit.cli import main
 from posekit.errors import PosekitError
+from posekit.estimators.flip import mirror_boxes, unmirror_person
 from posekit.eval import metrics
 from posekit.eval.cocoeval import coco
 from posekit.eval.mpiieval import detect_format, load_mpii, mpii, person_boxes, score_predictions
-from posekit.pipeline.flip import mirror_boxes, unmirror_person
 from posekit.skeleton import COCO17, MPII16
 from posekit.types import Person
 

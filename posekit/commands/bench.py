@@ -79,7 +79,7 @@ def run_models(args: argparse.Namespace) -> int:
         est = posekit.load(name)
         found = len(est(image))
         t = time_stages(est, image, runs=args.runs, warmup=args.warmup)
-        det, pre, net, dec = (t.get(k, 0.0) for k in ("detect", "preprocess", "network", "decode"))
+        det, pre, net, dec = (t.get(k, 0.0) for k in ("detector", "preprocess", "network", "decode"))
         other = max(t["total"] - det - pre - net - dec, 0.0)
         ratio = f"{t['overhead']:.1%}" if "overhead" in t else "-"
         print(f"| {name} | {found} | {det:.1f} | {pre:.1f} | {net:.1f} | {dec:.1f} | {other:.1f} | {t['total']:.1f} "

@@ -112,3 +112,50 @@ def persons(
     boxes, scores = boxes[sel], scores[sel]
     keep = nms(boxes, scores, iou_thr=iou_thr, max_det=max_det)
     return boxes[keep], scores[keep]
+
+
+def greedy_match(similarity: np.ndarray, scores: np.ndarray, min_similarity: float) -> list[tuple[int, int]]:
+    """Match predictions to ground truths as COCO does: best-scored prediction first takes its most similar free one.
+
+    similarity (N, M) e.g. from `oks_matrix`; scores (N,).  Pairs need similarity >= min_similarity.
+    Returns (prediction index, ground-truth index) pairs.
+    """
+    similarity = np.asarray(similarity, dtype=np.float64)
+    free = np.ones(similarity.shape[1], dtype=bool)
+    pairs: list[tuple[int, int]] = []
+    for i in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"):
+        if not free.any():
+            break
+        row = np.where(free, similarity[i], -np.inf)
+        j = int(np.argmax(row))
+        if row[j] >= min_similarity:
+            free[j] = False
+            pairs.append((int(i), j))
+    return pairs
+
+
+def oks_matrix(preds: np.ndarray, gts: np.ndarray, areas: np.ndarray, sigmas: np.ndarray,
+               min_score: float | None = None) -> np.ndarray:
+    """Object keypoint similarity of every prediction against every ground truth (or reference pose), as COCO
+    defines it.
+
+    preds (N, K, 2+) pixels; gts (M, K, 3) pixels + visibility (or score); areas (M,) the references' areas in
+    pixels^2; sigmas (K,) per-keypoint constants.  Returns (N, M): the mean over the counted keypoints of
+    exp(-d^2 / (2 area (2 sigma)^2)); 0 where none counts.  A keypoint counts when labelled in the reference
+    (v > 0), or, with ``min_score``, when it scores above min_score in both poses (pose against pose, as tracking
+    compares them).
+    """
+    preds = np.asarray(preds, dtype=np.float64)
+    gts = np.asarray(gts, dtype=np.float64)
+    if len(preds) == 0 or len(gts) == 0:
+        return np.zeros((len(preds), len(gts)))
+    variances = (2.0 * np.asarray(sigmas, dtype=np.float64)) ** 2  # (K,)
+    d2 = ((preds[:, None, :, :2] - gts[None, :, :, :2]) ** 2).sum(-1)  # (N, M, K)
+    e = d2 / variances / (np.asarray(areas, dtype=np.float64)[None, :, None] + np.spacing(1)) / 2.0
+    if min_score is None:
+        counted = gts[None, :, :, 2] > 0  # (1, M, K)
+    else:
+        counted = (preds[:, None, :, 2] > min_score) & (gts[None, :, :, 2] > min_score)
+    count = counted.sum(-1)
+    total = np.where(counted, np.exp(-e), 0.0).sum(-1)
+    return np.where(count > 0, total / np.maximum(count, 1), 0.0)

@@ -12,7 +12,7 @@ Video (`BlazePose.track`, used by `posekit.pipeline.track_video`): as MediaPipe,
 their last landmarks and only the landmark model runs; the detector looks again when someone is lost.
 
 Flip test (``flip=True``, `BlazePose.flipped`): each ROI crop is also run mirrored and the two answers fused
-(`posekit.pipeline.flip.fuse_people`); mirroring the whole image instead would re-run the detector, whose ROI then
+(`posekit.estimators.flip.fuse_people`); mirroring the whole image instead would re-run the detector, whose ROI then
 differs (that lowered AP on COCO).
 """
 
@@ -28,10 +28,11 @@ from posekit.decode import blazepose as bp
 from posekit.decode.detection import iou
 from posekit.errors import PosekitError
 from posekit.estimators.base import Estimator
+from posekit.estimators.flip import fuse_people
 from posekit.estimators.registry import register
 from posekit.io import as_rgb
 from posekit.network import load_network, stack_batch
-from posekit.pipeline.flip import fuse_people
+from posekit.results import Result
 from posekit.skeleton import BLAZEPOSE33
 from posekit.transforms import Affine, compose_affine, crop_box, invert_affine
 from posekit.types import Person, box_from_keypoints
@@ -97,6 +98,7 @@ class BlazePose(Estimator):
     """
 
     multi_person = True
+    can_track = True
     top_down = True
     skeleton = BLAZEPOSE33
 
@@ -145,14 +147,16 @@ class BlazePose(Estimator):
             rois = [roi_for_box(found, box) for found, box in zip(rois_per_box, boxes)]
         return [self._person(landmarks, box) for landmarks, box in zip(self._landmarks(image_rgb, rois), boxes)]
 
-    def track(self, image: Any, people: Sequence[Person]) -> list[Person]:
+    def track(self, image: Any, people: Sequence[Person]) -> Result:
         """``people`` of the previous video frame found again in ``image`` as MediaPipe tracks them: the landmark
         model runs on the ROI each one's landmarks give (``extras["roi_points"]``: hip centre and scale point; the
         upright `box_roi` of its box for a person without them), the detector not at all.  One Person per given
         person, in order, its box spanning its keypoints; a lost person scores low (Person.score includes the pose
         flag), so the caller re-runs the detector (`posekit.pipeline.track_video` does)."""
-        self.timings = {}
         image_rgb = as_rgb(image)
+        return self._timed(self._track, image_rgb, image_rgb, people)
+
+    def _track(self, image_rgb: np.ndarray, people: Sequence[Person]) -> list[Person]:
         with self.stage("preprocess"):
             rois = [bp.alignment_roi(*p.extras["roi_points"]) if "roi_points" in p.extras else box_roi(p.box)
                     for p in people]
@@ -161,7 +165,7 @@ class BlazePose(Estimator):
     def flipped(self) -> BlazePose:
         """This estimator (sharing its networks) with the flip test on each ROI crop."""
         twin = copy.copy(self)
-        twin.flip, twin.timings = True, {}
+        twin.flip = True
         return twin
 
     def _rois(self, images: list[tuple[np.ndarray, Affine | None]]) -> list[list[bp.Roi]]:

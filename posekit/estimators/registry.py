@@ -11,13 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from posekit.defaults import DEFAULTS
 from posekit.errors import PosekitError
 from posekit.estimators.base import Estimator
 
-DEFAULT_MODEL = "centernet+movenet-thunder"
 #: Images: the most accurate pipeline on COCO (README table). Video: a detector + pose pipeline gains most
 #: from tracking (crops from the previous frame); Lightning keeps it real-time on a laptop CPU.
-DEFAULT_VIDEO_MODEL = "centernet+movenet-lightning"
+DEFAULT_MODEL: str = DEFAULTS.model
+DEFAULT_VIDEO_MODEL: str = DEFAULTS.video_model
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,12 @@ def load(name: str = DEFAULT_MODEL, detector_options: dict | None = None, **opti
 
         check_name(name)
         return TrainedModel(name, **options)
-    _fetch_networks(entry(name))
-    return _build(entry(name), options)
+    e = entry(name)
+    if e.kind != "pose":
+        raise PosekitError(f"{name!r} is a person detector, not a pose estimator; pair it with a pose model, e.g. "
+                           f"{name}+movenet-thunder")
+    _fetch_networks(e)
+    return _build(e, options)
 
 
 def _fetch_networks(*entries: EstimatorEntry) -> None:

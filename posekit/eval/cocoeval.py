@@ -14,7 +14,7 @@ import copy
 import io
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,11 @@ from typing import Any
 import numpy as np
 
 from posekit.errors import PosekitError
+from posekit.estimators.base import Estimator
 from posekit.eval import metrics
-from posekit.hub.cache import write_atomic
-from posekit.io import read_image
+from posekit.io import read_image, write_atomic
 from posekit.skeleton import COCO17, COCO17_NAMES, MPII16
 from posekit.types import Person
-
-Estimator = Callable[..., list[Person]]
 
 PROTOCOLS = {"gt": "gt-boxes", "detector": "end-to-end"}
 STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
@@ -345,20 +343,16 @@ def load_estimator(model: str | Estimator, model_options: dict[str, Any]) -> tup
     elif model_options:
         raise TypeError(f"model options {sorted(model_options)} only apply when the model is given by name")
     else:
-        estimator, name = model, getattr(model, "name", type(model).__name__)
-    if getattr(estimator, "skeleton", None) is None:
+        estimator, name = model, model.name
+    if not isinstance(estimator, Estimator):
         raise PosekitError(f"{name} gives no keypoints (a person detector?), so it has no keypoint score; evaluate a "
                            f"pose model or a detector+pose pipeline such as {name}+movenet-thunder")
     return estimator, name
 
 
 def with_flip(estimator: Estimator, flip: bool) -> Estimator:
-    """The estimator with the flip test (`posekit.pipeline.flip.flip_test`) when flip is set."""
-    if not flip:
-        return estimator
-    from posekit.pipeline.flip import flip_test
-
-    return flip_test(estimator)
+    """The estimator with the flip test (``estimator.flipped()``) when flip is set."""
+    return estimator.flipped() if flip else estimator
 
 
 def _resolve(model: str | Estimator, boxes: str, flip: bool, model_options: dict[str, Any]) -> tuple[Estimator, str]:
@@ -371,7 +365,7 @@ def _resolve(model: str | Estimator, boxes: str, flip: bool, model_options: dict
     if skeleton.to_coco is None:
         raise PosekitError(f"{name} outputs {skeleton.name} keypoints, which have no mapping to COCO-17, so it cannot "
                            f"be scored with COCO keypoint AP; evaluate a model with COCO-17 or BlazePose keypoints")
-    if boxes == "gt" and not getattr(estimator, "top_down", True):
+    if boxes == "gt" and not estimator.top_down:
         raise PosekitError(f"{name} is a whole-image (bottom-up) model, not a top-down one, so it has no gt-boxes "
                            f"score; use --boxes detector (end-to-end)")
     return with_flip(estimator, flip), name
@@ -392,7 +386,7 @@ def coco(
     """Evaluate a model on a COCO person-keypoints set and return the numbers as a dict.
 
     model: a zoo name (loaded with ``posekit.load(model, **model_options)``) or an estimator callable.
-    boxes: "gt" (gt-boxes protocol) or "detector" (end-to-end).  flip: flip test (`posekit.pipeline.flip.flip_test`).
+    boxes: "gt" (gt-boxes protocol) or "detector" (end-to-end).  flip: flip test (`posekit.estimators.flip.flip_test`).
     min_score, oks_nms: end-to-end only: drop people scoring below min_score; OKS-NMS at that OKS (None: off).
     out: also write the COCO results json there (atomically).  Keys: AP, AP50, AP75, APm, APl, AR, AR50, AR75,
     ARm, ARl (COCOeval, None where undefined), PCK@0.2, per_joint, pck_people, model, protocol, flip, options,

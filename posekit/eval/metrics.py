@@ -10,30 +10,11 @@ import math
 
 import numpy as np
 
+from posekit.decode.detection import greedy_match, oks_matrix  # noqa: F401 - the metrics vocabulary, defined once
 from posekit.skeleton import MPII16_NAMES
 
 #: COCO-17 torso diagonals (left_shoulder, right_hip) and (right_shoulder, left_hip), as keypoint indices.
 COCO17_TORSO_DIAGONALS: tuple[tuple[int, int], ...] = ((5, 12), (6, 11))
-
-
-def oks_matrix(preds: np.ndarray, gts: np.ndarray, areas: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
-    """Object keypoint similarity of every prediction against every ground truth, as COCO defines it.
-
-    preds (N, K, 2+) pixels; gts (M, K, 3) pixels + visibility; areas (M,) ground-truth areas in pixels^2;
-    sigmas (K,) per-keypoint constants.  Returns (N, M): the mean over the ground truth's labelled keypoints of
-    exp(-d^2 / (2 area (2 sigma)^2)); 0 where a ground truth has no labelled keypoint.
-    """
-    preds = np.asarray(preds, dtype=np.float64)
-    gts = np.asarray(gts, dtype=np.float64)
-    if len(preds) == 0 or len(gts) == 0:
-        return np.zeros((len(preds), len(gts)))
-    variances = (2.0 * np.asarray(sigmas, dtype=np.float64)) ** 2  # (K,)
-    d2 = ((preds[:, None, :, :2] - gts[None, :, :, :2]) ** 2).sum(-1)  # (N, M, K)
-    e = d2 / variances / (np.asarray(areas, dtype=np.float64)[None, :, None] + np.spacing(1)) / 2.0
-    labelled = gts[None, :, :, 2] > 0  # (1, M, K)
-    count = labelled.sum(-1)  # (1, M)
-    total = np.where(labelled, np.exp(-e), 0.0).sum(-1)
-    return np.where(count > 0, total / np.maximum(count, 1), 0.0)
 
 
 def oks(pred: np.ndarray, gt: np.ndarray, area: float, sigmas: np.ndarray) -> float:
@@ -57,26 +38,6 @@ def oks_nms(poses: np.ndarray, scores: np.ndarray, areas: np.ndarray, sigmas: np
         sim = oks_matrix(poses[rest], as_gt[best][None], np.asarray(areas)[[best]], sigmas)[:, 0]
         order = rest[sim <= thr]
     return np.array(keep, dtype=np.int64)
-
-
-def greedy_match(similarity: np.ndarray, scores: np.ndarray, min_similarity: float) -> list[tuple[int, int]]:
-    """Match predictions to ground truths as COCO does: best-scored prediction first takes its most similar free one.
-
-    similarity (N, M) e.g. from `oks_matrix`; scores (N,).  Pairs need similarity >= min_similarity.
-    Returns (prediction index, ground-truth index) pairs.
-    """
-    similarity = np.asarray(similarity, dtype=np.float64)
-    free = np.ones(similarity.shape[1], dtype=bool)
-    pairs: list[tuple[int, int]] = []
-    for i in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"):
-        if not free.any():
-            break
-        row = np.where(free, similarity[i], -np.inf)
-        j = int(np.argmax(row))
-        if row[j] >= min_similarity:
-            free[j] = False
-            pairs.append((int(i), j))
-    return pairs
 
 
 def torso_sizes(gts: np.ndarray, diagonals: tuple[tuple[int, int], ...] = COCO17_TORSO_DIAGONALS) -> np.ndarray:

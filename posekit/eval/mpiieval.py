@@ -280,7 +280,7 @@ def mpii(
         raise PosekitError(f"{name} outputs {estimator.skeleton.name} keypoints, but PCKh on MPII-format annotations "
                            f"scores MPII-16 models (e.g. efficientpose); score {name} on COCO person-keypoint "
                            f"annotations instead (--format coco)")
-    if not getattr(estimator, "top_down", True):
+    if not estimator.top_down:
         raise PosekitError(f"{name} is a whole-image (bottom-up) model; MPII-format evaluation hands it person "
                            f"boxes (gt-boxes protocol), which it cannot use")
     start = time.perf_counter()

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from posekit.hub.registry import NPM_VERSION, ModelSpec
+from posekit.io import write_atomic
 
 CHUNK = 1 << 20
 
@@ -75,16 +76,6 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
 
 def _marker(path: Path) -> Path:
     return path.with_name(f".{path.name}.ok")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to ``path`` via a temp file in the same folder and os.replace."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def mark_verified(path: Path, sha256: str) -> None:

@@ -31,7 +31,6 @@ class TopDown(Estimator):
     top_down = True
 
     def __init__(self, detector: Detector, pose: Estimator) -> None:
-        super().__init__()
         self.detector = detector
         self.pose = pose
         self.skeleton = pose.skeleton
@@ -39,23 +38,16 @@ class TopDown(Estimator):
 
     def flipped(self) -> TopDown:
         """This pipeline with the flip test on its pose model's crops (the detector still runs once)."""
-        from posekit.pipeline.flip import flip_test
-
-        return TopDown(self.detector, flip_test(self.pose))
+        return TopDown(self.detector, self.pose.flipped())
 
     def predict(self, image_rgb: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
-        self.pose.timings = {}
         if boxes is not None:
-            people = self.pose.predict(image_rgb, boxes)
-            self.timings = dict(self.pose.timings)
-            return people
-        with self.stage("detect"):
+            return self.pose.predict(image_rgb, boxes)
+        with self.stage("detector"):
             boxes, scores = self.detector.detect(image_rgb)
         if len(boxes) == 0:
             return []
         people = self.pose.predict(image_rgb, boxes)
-        for name, ms in self.pose.timings.items():
-            self.timings[name] = self.timings.get(name, 0.0) + ms
         return [
             replace(p, box=box, score=float(score) * float(np.mean(p.keypoints[:, 2])),
                     extras={**p.extras, "box_score": float(score)})

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from posekit.decode.detection import box_iou
+from posekit.decode.detection import box_iou, oks_matrix
 from posekit.skeleton import COCO17, Skeleton
 from posekit.types import Person, box_from_keypoints
 
@@ -32,25 +32,6 @@ def expand_boxes(boxes: np.ndarray, fraction: np.ndarray | float) -> np.ndarray:
     boxes = np.asarray(boxes, dtype=np.float64)
     grow = (boxes[..., 2:] - boxes[..., :2]) * np.asarray(fraction, dtype=np.float64)[..., None]
     return np.concatenate([boxes[..., :2] - grow, boxes[..., 2:] + grow], axis=-1)
-
-
-def oks_matrix(
-    a: np.ndarray, b: np.ndarray, sigmas: np.ndarray, areas: np.ndarray, min_score: float = 0.1
-) -> np.ndarray:
-    """COCO object keypoint similarity of (N, K, 3) poses ``a`` against (M, K, 3) poses ``b`` -> (N, M).
-
-    ``areas`` (N,) are the squared object scales of ``a`` in pixels^2; a joint counts when it scores above
-    min_score in both poses; a pair with no such joint scores 0.
-    """
-    a = np.asarray(a, dtype=np.float64)[:, None]
-    b = np.asarray(b, dtype=np.float64)[None]
-    d2 = ((a[..., :2] - b[..., :2]) ** 2).sum(-1)  # (N, M, K)
-    var = (2 * np.asarray(sigmas, dtype=np.float64)) ** 2  # k_i^2
-    s2 = np.maximum(np.asarray(areas, dtype=np.float64), 1.0)[:, None, None]
-    sim = np.exp(-d2 / (2 * s2 * var))
-    vis = (a[..., 2] > min_score) & (b[..., 2] > min_score)
-    count = vis.sum(-1)
-    return np.where(count > 0, (sim * vis).sum(-1) / np.maximum(count, 1), 0.0)
 
 
 def oks_sigmas(skeleton: Skeleton) -> tuple[np.ndarray, np.ndarray] | None:
@@ -72,7 +53,8 @@ def pose_overlap(people: list[Person], min_score: float = 0.2) -> np.ndarray:
         return box_iou(boxes[:, None], boxes[None])
     idx, sigmas = view
     kp = np.stack([p.keypoints for p in people])[:, idx]
-    return oks_matrix(kp, kp, sigmas, np.prod(boxes[:, 2:] - boxes[:, :2], axis=1), min_score)
+    areas = np.maximum(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1), 1.0)
+    return oks_matrix(kp, kp, areas, sigmas, min_score).T
 
 
 def similarity(tracks: list[Track], people: list[Person], buffer: float = 0.2) -> np.ndarray:
@@ -89,8 +71,8 @@ def similarity(tracks: list[Track], people: list[Person], buffer: float = 0.2) -
     if view is None or len(shapes) > 1:
         return iou
     idx, sigmas = view
-    areas = np.prod(boxes_t[:, 2:] - boxes_t[:, :2], axis=1)
-    oks = oks_matrix(np.stack(pred)[:, idx], np.stack([p.keypoints for p in people])[:, idx], sigmas, areas)
+    areas = np.maximum(np.prod(boxes_t[:, 2:] - boxes_t[:, :2], axis=1), 1.0)
+    oks = oks_matrix(np.stack([p.keypoints for p in people])[:, idx], np.stack(pred)[:, idx], areas, sigmas, 0.1).T
     return 0.5 * (oks + iou)
 
 

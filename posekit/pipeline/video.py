@@ -24,8 +24,10 @@ import numpy as np
 
 from posekit.decode.detection import box_iou
 from posekit.errors import PosekitError
+from posekit.estimators.base import Estimator
 from posekit.pipeline.smooth import CENTRE_PARAMS, KEYPOINT_PARAMS, WORLD_PARAMS, OneEuroParams, PoseSmoother
 from posekit.pipeline.track import Track, Tracker, pose_overlap
+from posekit.results import Result
 from posekit.types import Person, box_from_keypoints
 
 #: Frame rate assumed when a source does not report a usable one.
@@ -318,18 +320,20 @@ class JsonlSink(_AtomicOutput):
 
 
 def frame_record(index: int, time_s: float, people: list[Person]) -> dict[str, Any]:
-    """JSON-lines record of one frame: {"frame", "time" (seconds), "persons": [Person.to_dict()...]}."""
-    return {"frame": int(index), "time": round(float(time_s), 4), "persons": [p.to_dict() for p in people]}
+    """JSON-lines record of one frame: {"frame", "time" (seconds), "people": [Person.to_dict()...]} (the same
+    "people" key as the per-image JSON)."""
+    return {"frame": int(index), "time": round(float(time_s), 4), "people": [p.to_dict() for p in people]}
 
 
 class TrackedFrame(NamedTuple):
     """One processed frame: index in the source, (H, W, 3) uint8 RGB image, tracked (and smoothed) people with
-    track ids, time in seconds."""
+    track ids, time in seconds, the estimator's milliseconds per stage."""
 
     index: int
     image: np.ndarray
     people: list[Person]
     time_s: float
+    speed: dict[str, float] = {}
 
 
 def crop_box(person: Person, shift: np.ndarray, expand: float, image_size: tuple[int, int],
@@ -376,30 +380,23 @@ def _joint_centre(keypoints: np.ndarray) -> np.ndarray:
 
 
 def estimate(estimator: Estimator, image: np.ndarray, tracks: list[Track], *, use_crops: bool,
-             min_crop_score: float, crop_expand: float, max_crop_overlap: float = 1.0) -> tuple[list[Person], bool]:
+             min_crop_score: float, crop_expand: float, max_crop_overlap: float = 1.0) -> tuple[Result, bool]:
     """People in ``image`` and whether the full-image path ran (see ``track_video`` for the crop strategy);
     ``tracks`` are the tracks matched in the previous frame. The default max_crop_overlap never refuses crops."""
-    multi = getattr(estimator, "multi_person", True)
+    multi = estimator.multi_person
     if use_crops and tracks and (multi or all(t.person.score >= min_crop_score for t in tracks)):
         size = (image.shape[1], image.shape[0])
         boxes = np.stack([crop_box(t.person, t.velocity, crop_expand, size) for t in tracks])
         overlap = box_iou(boxes[:, None], boxes[None]) - np.eye(len(boxes))
         if overlap.max() > max_crop_overlap:  # people crossing: a crop may slide onto the other person
             return estimator(image), True
-        track = getattr(estimator, "track", None)  # the model's own way to follow its people (BlazePose's ROIs)
-        people = track(image, [t.person for t in tracks]) if track is not None else estimator(image, boxes=boxes)
+        people = (estimator.track(image, [t.person for t in tracks]) if estimator.can_track  # BlazePose's ROIs
+                  else estimator(image, boxes=boxes))
         sure = [p.score >= min_crop_score for p in people]
         if people and (all(sure) or (multi and any(sure))):
-            return drop_drifted([carry_box_score(p, t.person) for p, t in zip(people, tracks)], tracks), False
+            return people.replace(drop_drifted([carry_box_score(p, t.person) for p, t in zip(people, tracks)],
+                                               tracks)), False
     return estimator(image), True
-
-
-class Estimator(Protocol):
-    """A pose model: ``est(image_rgb, boxes=None)`` -> people in image pixels (with boxes: one per box).
-    Optionally ``est.track(image_rgb, people)`` -> those people found again in a new frame, one per person (used
-    instead of boxes around them; see `BlazePose.track`)."""
-
-    def __call__(self, image: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]: ...
 
 
 def track_video(
@@ -446,21 +443,22 @@ def track_video(
     src = source if isinstance(source, VideoSource) else VideoSource(source)
     tracker = Tracker(max_age=max_age, min_similarity=min_similarity, high_score=high_score, min_hits=min_hits)
     smoother = PoseSmoother(smoothing, smoothing_centre, smoothing_3d) if smooth else None
-    crops = getattr(estimator, "top_down", True) if crop_from_previous is None else crop_from_previous
+    crops = estimator.top_down if crop_from_previous is None else crop_from_previous
     if redetect_every is None:
-        redetect_every = 5 if getattr(estimator, "multi_person", True) else 0
+        redetect_every = 5 if estimator.multi_person else 0
     since_full = 0
     try:
         for index, t, image in src:
             due = redetect_every > 0 and since_full + 1 >= redetect_every
-            people, full = estimate(estimator, image, tracker.active, use_crops=crops and not due,
+            found, full = estimate(estimator, image, tracker.active, use_crops=crops and not due,
                                     min_crop_score=min_crop_score, crop_expand=crop_expand,
                                     max_crop_overlap=max_crop_overlap)
             since_full = 0 if full else since_full + 1
-            people = [p for p in tracker.update(people) if p.track_id is not None]
+            speed = found.speed
+            people = [p for p in tracker.update(found) if p.track_id is not None]
             if smoother is not None:
                 smoother.retain(tracker.live_ids)
                 people = smoother(people, t)
-            yield TrackedFrame(index, image, people, t)
+            yield TrackedFrame(index, image, people, t, speed)
     finally:
         src.close()

@@ -1,8 +1,8 @@
 """Flip test for any estimator: run it on the mirrored image too, un-mirror, and fuse the two answers.
 
-`flip_test(est)` is the front door: estimators with a flip test of their own (``est.flipped()``: BlazePose mirrors
-each ROI crop, a top-down pipeline runs its detector once and flips its pose model's crops) use it; the others are
-wrapped in the generic `FlipTest`.
+``est.flipped()`` is the front door: estimators with a flip test of their own (BlazePose mirrors each ROI crop, a
+top-down pipeline runs its detector once and flips its pose model's crops) override it; the base class wraps itself
+in the generic `FlipTest`.
 
 Coordinates are continuous image pixels (x in [0, W]), so mirroring maps x -> W - x and a box (x1, x2) -> (W - x2,
 W - x1).  Left/right keypoints swap through ``Skeleton.flip_permutation()``.
@@ -14,9 +14,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from posekit.decode.detection import iou
+from posekit.decode.detection import greedy_match, iou
 from posekit.estimators.base import Estimator
-from posekit.eval.metrics import greedy_match
 from posekit.types import Person
 
 
@@ -61,34 +60,24 @@ def fuse_people(a: Person, b: Person, agree_radius: float = AGREE_RADIUS) -> Per
     return replace(a, keypoints=kp, box=(a.box + b.box) / 2.0, score=(a.score + b.score) / 2.0, keypoints_3d=kp3d)
 
 
-def flip_test(estimator: Estimator) -> Estimator:
-    """``estimator`` with the flip test: its own (``estimator.flipped()``) when it has one, else `FlipTest`."""
-    flipped = getattr(estimator, "flipped", None)
-    return flipped() if callable(flipped) else FlipTest(estimator)
-
-
 class FlipTest(Estimator):
     """Wrap an estimator ``est(image_rgb, boxes=None) -> list[Person]`` so that it also runs on the mirrored image.
 
     With boxes, the i-th person of both runs is fused.  Without, people of the mirrored run are paired with the
     original ones by box IoU >= ``match_iou`` (best score first); an original person with no partner is kept as is.
-    ``timings`` add up both runs' stages.
+    The Result's ``speed`` adds up both runs' stages.
     """
 
     def __init__(self, estimator: Estimator, match_iou: float = 0.5) -> None:
-        super().__init__()
         self.estimator = estimator
         self.match_iou = match_iou
-        self.name = getattr(estimator, "name", type(estimator).__name__)
+        self.name = estimator.name
         self.skeleton = estimator.skeleton
-        self.multi_person = getattr(estimator, "multi_person", False)
-        self.top_down = getattr(estimator, "top_down", True)
+        self.multi_person = estimator.multi_person
+        self.top_down = estimator.top_down
 
     def _run(self, image: np.ndarray, boxes: np.ndarray | None) -> list[Person]:
-        people = self.estimator(image, boxes)
-        for stage, ms in getattr(self.estimator, "timings", {}).items():
-            self.timings[stage] = self.timings.get(stage, 0.0) + ms
-        return people
+        return list(self.estimator(image, boxes))
 
     def predict(self, image_rgb: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
         width = image_rgb.shape[1]
