@@ -17,8 +17,7 @@ from posekit.pipeline.predict import predict
 from posekit.results import Result
 from posekit.skeleton import BLAZEPOSE33, COCO17, MPII16, Skeleton
 from posekit.types import Person, Pose
-
-__version__ = "0.1.0"
+from posekit.version import __version__
 
 
 def track(source, model=DEFAULT_VIDEO_MODEL, **options):

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        from posekit import __version__
+        from posekit.version import __version__
 
         print(__version__)
         return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from posekit.defaults import DEFAULTS
 from posekit.skeleton import Skeleton
 from posekit.types import Person
 
@@ -42,7 +43,8 @@ def _joint_color(name: str) -> tuple[int, int, int]:
 
 
 def draw(
-    image_rgb: np.ndarray, people: list[Person], threshold: float = 0.3, copy: bool = True, boxes: bool = True,
+    image_rgb: np.ndarray, people: list[Person], threshold: float = DEFAULTS.threshold, copy: bool = True,
+    boxes: bool = True,
     min_joints: int = 2,
 ) -> np.ndarray:
     """Draw ``people`` on an RGB uint8 image (H, W, 3); returns the drawn image (the input itself if not ``copy``).

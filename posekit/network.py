@@ -9,6 +9,7 @@ import functools
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,13 @@ class Network:
         options.add_session_config_entry("session.force_spinning_stop", "1")
         options.log_severity_level = 3
         self.providers = list(providers or default_providers())
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=self.providers)
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), options, providers=self.providers)
+        except Exception as exc:  # onnxruntime raises its own classes (InvalidProtobuf, Fail, ...) for bad files
+            if not Path(onnx_path).is_file():
+                raise PosekitError(f"ONNX file {onnx_path} not found") from None
+            raise PosekitError(f"cannot load {onnx_path}: not a valid ONNX model ({type(exc).__name__}); the file "
+                               "is damaged or truncated: export or copy it again") from None
         self.spec = spec
         self.path = onnx_path
         self.inputs = [_info(i) for i in self.session.get_inputs()]
@@ -103,6 +110,11 @@ def default_threads() -> int:
             return max(1, int(env))
         except ValueError:
             raise PosekitError(f"POSEKIT_THREADS={env!r} is not a number; set it to e.g. 2") from None
+    return usable_cores()
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
@@ -110,10 +122,19 @@ def default_threads() -> int:
 
 
 def default_spin() -> bool:
-    """Whether ONNX Runtime's threads busy-wait between the operators of a run (they stop when it returns): on,
-    unless $POSEKIT_SPIN=0.  On this 2-core kind of machine spinning runs every zoo model 1.05-1.3x faster per
-    photo (BENCHMARKS.md); off suits a machine crowded with other work."""
-    return os.environ.get("POSEKIT_SPIN", "1") not in ("", "0")
+    """Whether ONNX Runtime's threads busy-wait between the operators of a run (they stop when it returns).
+
+    $POSEKIT_SPIN=1/0 decides; otherwise spinning is on only while the machine is mostly idle when the session is
+    made (1-minute load average below half the usable cores): spinning threads speed a model up on idle cores but
+    fight for shared ones, where they end slower than a single thread (`benchmarks/threads.py`, BENCHMARKS.md).
+    """
+    env = os.environ.get("POSEKIT_SPIN")
+    if env is not None:
+        return env not in ("", "0")
+    try:
+        return os.getloadavg()[0] < 0.5 * usable_cores()
+    except (AttributeError, OSError):  # no load average (Windows)
+        return False
 
 
 def default_providers() -> list[str]:
@@ -152,14 +173,19 @@ def _resolve_heads(spec: ModelSpec, heads: Sequence[str] | None) -> list[str] | 
     return out
 
 
+#: The modules that turn a TF.js graph into ONNX: a cached import is rebuilt when one of them changes (the
+#: training-only torch emitter beside them is not among them).
+IMPORTER_MODULES = ("tfjs.py", "tfjs_ops.py", "onnx_emit.py", "onnx_input.py")
+
+
 @functools.cache
 def converter_digest() -> str:
     """Hash of the importer's sources: cached ONNX files are rebuilt whenever the importer changes."""
     import posekit.convert as convert
 
     h = hashlib.sha256()
-    for source in sorted(Path(convert.__file__).parent.glob("*.py")):
-        h.update(source.name.encode() + source.read_bytes())
+    for name in IMPORTER_MODULES:
+        h.update(name.encode() + (Path(convert.__file__).parent / name).read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -171,8 +197,9 @@ def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
     first use."""
     from filelock import FileLock
 
-    from posekit.hub.cache import onnx_dir, prune_onnx
+    from posekit.hub.cache import mark_verified, onnx_dir, prune_onnx
     from posekit.hub.fetch import model_files
+    from posekit.io import write_atomic
 
     outputs = sorted(_resolve_heads(spec, heads) or []) or None  # outputs are keyed by name: order is moot
     shape = list(input_shape if input_shape is not None else spec.input_shape)
@@ -188,12 +215,15 @@ def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     importer = converter_digest()[:8]
     target = onnx_dir() / f"{spec.name}-{importer}-{digest}.onnx"
-    if target.is_file():
+    if onnx_intact(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
-        if target.is_file():
+        if onnx_intact(target):
             return target
+        if target.exists():
+            print(f"posekit: the cached ONNX import of {spec.name} is damaged ({target.name}); rebuilding it",
+                  file=sys.stderr)
         from posekit.convert.onnx_emit import emit_onnx
         from posekit.convert.tfjs import load_tfjs
 
@@ -204,11 +234,20 @@ def onnx_for(spec: ModelSpec, heads: Sequence[str] | None = None,
             from posekit.convert.onnx_input import with_pixel_input
 
             with_pixel_input(model, scale, offset, dtype, bgr=spec.channels == "BGR", nchw=spec.layout == "NCHW")
-        tmp = target.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(model.SerializeToString())
-        os.replace(tmp, target)
+        data = model.SerializeToString()
+        write_atomic(target, data)
+        mark_verified(target, hashlib.sha256(data).hexdigest())  # sha256 recorded beside it, checked on each load
         prune_onnx(target.parent, spec.name, importer)  # imports by an older posekit are never read again
     return target
+
+
+def onnx_intact(path: Path) -> bool:
+    """True when the cached import ``path`` exists and matches the sha256 recorded beside it when it was written
+    (a cheap check while size and mtime are unchanged; a file without a record counts as damaged)."""
+    from posekit.hub.cache import file_ok, recorded_sha256
+
+    sha = recorded_sha256(path)
+    return sha is not None and file_ok(path, sha)
 
 
 def load_network(name: str, heads: Sequence[str] | None = None, input_shape: Sequence[int | None] | None = None,

@@ -12,6 +12,8 @@ import math
 import cv2
 import numpy as np
 
+from posekit.defaults import DEFAULTS
+
 Affine = np.ndarray  # (2, 3) float64: continuous pixel coordinates in -> out
 
 def _as3x3(m: Affine) -> np.ndarray:
@@ -29,8 +31,8 @@ def whole_image(image: np.ndarray) -> np.ndarray:
 
 
 def invert_affine(m: Affine) -> Affine:
-    """Inverse of a (2, 3) affine map, in closed form (LAPACK's inverse costs ~0.1 ms when its code is out of
-    cache, as it is after each network run)."""
+    """Inverse of a (2, 3) affine map, in closed form (cheaper than LAPACK's general inverse, whose code is out
+    of cache after each network run)."""
     (a, b, tx), (c, d, ty) = np.asarray(m, dtype=np.float64).reshape(2, 3).tolist()
     det = a * d - b * c
     if det == 0:
@@ -76,7 +78,7 @@ def crop_box(
     image: np.ndarray,
     box_xyxy: np.ndarray,
     size_hw: tuple[int, int],
-    margin: float = 1.25,
+    margin: float = DEFAULTS.crop_margin,
     rotation: float = 0.0,
     pad_value: float = 0,
 ) -> tuple[np.ndarray, Affine]:
@@ -109,3 +111,14 @@ def crop_box(
     if crop.ndim < image.ndim:
         crop = crop[..., None]
     return crop, np.array([[a, b, tx], [d, e, ty]])
+
+
+def to_grid(xy: np.ndarray, stride: float) -> np.ndarray:
+    """Input pixels -> output-map cell coordinates (cell centres at integers): a map of stride ``s`` has cell (j, i)
+    covering input pixels [i s, (i + 1) s) x [j s, (j + 1) s)."""
+    return np.asarray(xy, dtype=np.float32) / stride - 0.5
+
+
+def from_grid(g: np.ndarray, stride: float) -> np.ndarray:
+    """Output-map cell coordinates -> input pixels (inverse of `to_grid`)."""
+    return (np.asarray(g, dtype=np.float32) + 0.5) * stride

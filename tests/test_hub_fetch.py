@@ -315,7 +315,7 @@ def test_cli_pull_twice_then_list_and_info(fake_zoo, server, capsys):
     assert "nothing to download" in capsys.readouterr().out
     assert len(server.tarball_requests()) == 1
 
-    assert main(["models", "list"]) == 0
+    assert main(["models", "list", "--networks"]) == 0
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("fake")}
     assert rows["fake-a"][4] == "yes" and rows["fake-b"][4] == "no"
     assert rows["fake-a"][2] == "8x8" and rows["fake-a"][5] == "0.2"
@@ -324,6 +324,15 @@ def test_cli_pull_twice_then_list_and_info(fake_zoo, server, capsys):
     out = capsys.readouterr().out
     assert SPEC_A.files["models/fake-a.bin"] in out and "cached:      yes" in out
     assert str(cache.models_dir() / "fake-a.bin") in out
+
+
+def test_stale_temporaries_of_a_killed_pull_are_removed_by_the_next(home, server):
+    cache.models_dir().mkdir(parents=True)
+    stale = cache.models_dir() / ".fake-a.bin.4242.tmp"  # what a download killed mid-extraction leaves
+    stale.write_bytes(b"x" * 1000)
+    fetch.ensure_files([SPEC_A], progress=False)
+    assert not stale.exists()
+    assert not any(n.endswith(".tmp") for n in cache_listing())
 
 
 def test_cli_errors_are_one_line(fake_zoo, capsys):

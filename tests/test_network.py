@@ -24,9 +24,16 @@ def test_run_casts_and_checks_shape(add_one):
 
 
 def test_threads_spin_during_a_run_only_unless_told_not_to(add_one, monkeypatch):
+    import posekit.network as network
+
     monkeypatch.delenv("POSEKIT_SPIN", raising=False)
+    monkeypatch.setattr(network.os, "getloadavg", lambda: (0.1, 0.1, 0.1))  # idle: spin
     assert _config(Network(add_one), "session.intra_op.allow_spinning") == "1"
     assert _config(Network(add_one), "session.force_spinning_stop") == "1"  # never between runs
+    monkeypatch.setattr(network.os, "getloadavg", lambda: (8.0, 8.0, 8.0))  # cores shared: no spinning
+    assert _config(Network(add_one), "session.intra_op.allow_spinning") == "0"
+    monkeypatch.setenv("POSEKIT_SPIN", "1")
+    assert _config(Network(add_one), "session.intra_op.allow_spinning") == "1"
     assert _config(Network(add_one, spin=False), "session.intra_op.allow_spinning") == "0"
     monkeypatch.setenv("POSEKIT_SPIN", "0")
     assert _config(Network(add_one), "session.intra_op.allow_spinning") == "0"
@@ -71,3 +78,39 @@ def test_pixel_input_scalar_scale_and_int32_cast(tmp_path):
     assert out.dtype == np.int32 and out[0, 0, 0].tolist() == [0, 255, 128]
     with pytest.raises(ValueError, match="scale 1, offset 0"):
         with_pixel_input(_identity([1, 2, 2, 3], TensorProto.INT32), 0.5, 0.0, dtype="int32")
+
+
+@pytest.mark.network
+def test_a_damaged_onnx_import_is_rebuilt_with_one_line_of_notice(tmp_path, monkeypatch, capsys):
+    from posekit.errors import OfflineError
+    from posekit.hub import cache
+    from posekit.hub.fetch import model_files
+    from posekit.hub.registry import get_spec
+    from posekit.network import load_network, onnx_for
+
+    try:
+        model_files("movenet-lightning", progress=False)  # the shared cache's weights (downloaded once)
+    except OfflineError as exc:
+        pytest.skip(f"zoo files unavailable offline: {exc}")
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    (home / "models" / cache.models_dir().name).symlink_to(cache.models_dir())  # same weights, fresh ONNX dir
+    monkeypatch.setenv("POSEKIT_HOME", str(home))
+    spec = get_spec("movenet-lightning")
+    path = onnx_for(spec)
+    good = path.read_bytes()
+    for damage in (good[: len(good) // 3], good[:100] + bytes([good[100] ^ 0xFF]) + good[101:]):  # cut, flipped
+        path.write_bytes(damage)
+        capsys.readouterr()
+        net = load_network("movenet-lightning")
+        assert "rebuilding" in capsys.readouterr().err
+        assert path.read_bytes() == good and net.run(np.zeros((1, 192, 192, 3), np.int32))
+    load_network("movenet-lightning")
+    assert "rebuilding" not in capsys.readouterr().err  # intact: no notice, no rebuild
+
+
+def test_a_corrupt_onnx_file_is_one_clear_error(tmp_path):
+    bad = tmp_path / "mine.onnx"
+    bad.write_bytes(b"\x08\x07not a model")
+    with pytest.raises(PosekitError, match="not a valid ONNX model"):
+        Network(bad)

@@ -21,8 +21,6 @@ from posekit.pipeline.track import (
 from posekit.skeleton import BLAZEPOSE33, COCO17, MPII16
 from posekit.types import Person
 
-pytest.importorskip("scipy", reason="tracking needs scipy (pip install posekit[video])")
-
 TEMPLATE = np.random.default_rng(42).uniform([-25, -60], [25, 60], (17, 2))  # a 50 x 120 px person
 
 

@@ -23,9 +23,9 @@ from posekit.pipeline.video import (
     VideoSink,
     VideoSource,
     carry_box_score,
-    crop_box,
     drop_drifted,
     estimate,
+    follow_box,
     frame_record,
     parse_source,
     partial_path,
@@ -33,8 +33,6 @@ from posekit.pipeline.video import (
 )
 from posekit.skeleton import COCO17
 from posekit.types import Person, box_from_keypoints
-
-pytest.importorskip("scipy", reason="tracking needs scipy (pip install posekit[video])")
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 W, H, FPS, N = 128, 96, 15.0, 30
@@ -358,8 +356,8 @@ def test_multi_person_estimators_go_back_to_the_full_image_when_every_crop_is_lo
 
 def test_crop_box_is_grown_moved_and_clipped():
     person = Person(np.array([[10, 20, 0.9], [30, 60, 0.9], [500, 500, 0.0]]))  # confident joints span 20 x 40
-    np.testing.assert_allclose(crop_box(person, np.array([5, 0]), 1.5, (640, 480)), [9, 10, 41, 70])  # w >= 32
-    np.testing.assert_allclose(crop_box(person, np.array([-30, 0]), 2.0, (640, 480)), [0, 0, 10, 80])
+    np.testing.assert_allclose(follow_box(person, np.array([5, 0]), 1.5, (640, 480)), [9, 10, 41, 70])  # w >= 32
+    np.testing.assert_allclose(follow_box(person, np.array([-30, 0]), 2.0, (640, 480)), [0, 0, 10, 80])
 
 
 @pytest.mark.skipif(not VTEST.is_file(), reason=f"{VTEST} not found (apt-get install opencv-doc)")

@@ -17,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     parser.set_defaults(func=lambda args: _usage(parser))
 
-    listing = actions.add_parser("list", help="table of zoo models and whether they are cached")
+    listing = actions.add_parser("list", help="what posekit.load accepts (the default marked); --networks: the raw "
+                                                  "zoo networks and whether they are cached")
+    listing.add_argument("--networks", action="store_true", help="list the raw networks instead")
     listing.set_defaults(func=cmd_list)
 
     pull = actions.add_parser("pull", help="download models into the cache (verified by sha512 and sha256)")
@@ -26,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pull.add_argument("--quiet", action="store_true", help="no progress bar")
     pull.set_defaults(func=cmd_pull)
 
-    info = actions.add_parser("info", help="all metadata of one model")
+    info = actions.add_parser("info", help="all metadata of one network, or the parts of an estimator/pipeline")
     info.add_argument("name", metavar="NAME")
     info.set_defaults(func=cmd_info)
 
@@ -64,6 +66,8 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if not args.networks:
+        return list_estimators()
     rows = [["NAME", "TASK", "INPUT", "KEYPOINTS", "CACHED", "SIZE MB"]]
     for spec in list_specs():
         rows.append([
@@ -72,6 +76,20 @@ def cmd_list(args: argparse.Namespace) -> int:
         ])
     print(_table(rows))
     print(f"\ncache: {models_dir()}  (package {NPM_PACKAGE}@{NPM_VERSION})")
+    return 0
+
+
+def list_estimators() -> int:
+    """The names posekit.load and `posekit predict --model` accept, the defaults marked."""
+    from posekit.estimators.registry import model_info, models
+
+    rows = [["NAME", "KEYPOINTS", "INPUT", "DEFAULT", "DESCRIPTION"]]
+    for name in models():
+        info = model_info(name)
+        rows.append([name, info.keypoints, info.input, info.default or "", info.description])
+    print(_table(rows))
+    print("\nalso: any DETECTOR+POSE pair (detectors: centernet, nanodet), or a .onnx/.safetensors file; raw "
+          "networks: posekit models list --networks")
     return 0
 
 
@@ -94,6 +112,18 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from posekit.estimators.registry import model_info, models
+
+    if args.name in models() or "+" in args.name:
+        info = model_info(args.name)
+        print("\n".join([
+            f"name:        {info.name}" + (f"  (default for {info.default})" if info.default else ""),
+            f"description: {info.description}",
+            f"keypoints:   {info.keypoints}",
+            f"input:       {info.input}",
+            f"networks:    {', '.join(info.networks)}  (posekit models info NETWORK for each)",
+        ]))
+        return 0
     spec = get_spec(args.name)
     lines = [
         f"name:        {spec.name}",

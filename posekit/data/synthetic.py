@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from posekit.io import write_atomic
 from posekit.skeleton import Skeleton
 
 STICK7_NAMES = ("head", "neck", "hip", "left_hand", "right_hand", "left_foot", "right_foot")
@@ -141,8 +142,4 @@ def write_dataset(folder: str | os.PathLike, count: int, seed: int = 0, image_si
             "keypoints": [round(float(v), 3) for v in kps.reshape(-1)],
         })
     doc = {"images": images, "annotations": annotations, "categories": [category()]}
-    out = folder / "annotations.json"
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc))
-    os.replace(tmp, out)
-    return out
+    return write_atomic(folder / "annotations.json", json.dumps(doc))

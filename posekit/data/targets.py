@@ -1,7 +1,8 @@
 """Training targets for each head type, from keypoints in network-input pixels (pure numpy, per sample).
 
 Grid convention (shared with `posekit.decode.heatmap`): an output map of stride ``s`` has cell (j, i) covering input
-pixels [i s, (i + 1) s) x [j s, (j + 1) s), centred at ((i + 0.5) s, (j + 0.5) s); see `to_grid` / `from_grid`.
+pixels [i s, (i + 1) s) x [j s, (j + 1) s), centred at ((i + 0.5) s, (j + 0.5) s); see `posekit.transforms.to_grid`
+and `from_grid`.
 A keypoint counts as labelled when its COCO visibility v > 0 and as visible when v == 2.
 """
 
@@ -9,15 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def to_grid(xy: np.ndarray, stride: float) -> np.ndarray:
-    """Input pixels -> output-map cell coordinates (cell centres at integers)."""
-    return np.asarray(xy, dtype=np.float32) / stride - 0.5
-
-
-def from_grid(g: np.ndarray, stride: float) -> np.ndarray:
-    """Output-map cell coordinates -> input pixels (inverse of `to_grid`)."""
-    return (np.asarray(g, dtype=np.float32) + 0.5) * stride
+from posekit.transforms import from_grid, to_grid
 
 
 def regression_targets(keypoints: np.ndarray, size_hw: tuple[int, int]) -> dict[str, np.ndarray]:

@@ -14,6 +14,7 @@ import numpy as np
 from posekit.data.augment import AugmentConfig, lower_body_mask, topdown_sample
 from posekit.data.coco import KeypointDataset
 from posekit.data.targets import encode_targets
+from posekit.defaults import DEFAULTS
 from posekit.io import read_image
 
 
@@ -23,7 +24,7 @@ class InputSpec:
     input = (rgb - mean) / std, laid out (3, H, W)."""
 
     size_hw: tuple[int, int]
-    margin: float = 1.25
+    margin: float = DEFAULTS.crop_margin
     mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
     std: tuple[float, float, float] = (58.395, 57.12, 57.375)
 

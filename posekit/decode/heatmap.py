@@ -15,8 +15,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from posekit.data.targets import from_grid
 from posekit.decode import sigmoid
+from posekit.transforms import from_grid
 
 
 def argmax_2d(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

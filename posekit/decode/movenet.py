@@ -20,6 +20,7 @@ import functools
 
 import numpy as np
 
+from posekit.defaults import DEFAULTS
 from posekit.io import as_rgb
 from posekit.transforms import Affine, crop_box, invert_affine, letterbox
 
@@ -97,7 +98,7 @@ def decode_single_heads(
 
 
 def preprocess(
-    image_rgb: np.ndarray, size: int, box_xyxy: np.ndarray | None = None, margin: float = 1.25
+    image_rgb: np.ndarray, size: int, box_xyxy: np.ndarray | None = None, margin: float = DEFAULTS.crop_margin
 ) -> tuple[np.ndarray, Affine]:
     """RGB image (H, W, 3) uint8 (anything ``io.as_rgb`` takes) -> (uint8 [1, size, size, 3] pixels, for the
     network loaded with ``pixels=True``; M input px -> image px).

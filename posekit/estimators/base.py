@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from posekit.defaults import DEFAULTS
 from posekit.io import as_rgb
 from posekit.results import Result
 from posekit.skeleton import Skeleton
@@ -82,6 +83,15 @@ class Estimator:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+
+def check_margin(margin: float) -> None:
+    """Crop margins are positive factors of the person box size."""
+    if not margin > 0:
+        from posekit.errors import PosekitError
+
+        raise PosekitError(f"margin must be a positive factor of the box size (e.g. {DEFAULTS.crop_margin}), "
+                           f"got {margin!r}")
 
 
 class _Stage:

@@ -124,7 +124,7 @@ class BlazePose(Estimator):
         self.flip = bool(flip)
         self.anchors = bp.generate_anchors()
         self.detector = load_network("blazepose-detector", threads=threads, pixels=True)
-        # cut off the unused segmentation decoder (and the heatmap when not refining): ~6 ms less per crop
+        # cut off the unused segmentation decoder (and the heatmap when not refining): less work per crop
         heads = ["ld_3d", "world_3d", "poseflag"] + (["heatmap"] if self.refine else [])
         self.landmarker = load_network(model, heads=[bp.LANDMARK_OUTPUTS[h] for h in heads], threads=threads,
                                        pixels=True)

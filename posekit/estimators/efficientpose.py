@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from posekit.errors import PosekitError
-from posekit.estimators.base import Estimator
+from posekit.defaults import DEFAULTS
+from posekit.estimators.base import Estimator, check_margin
 from posekit.estimators.registry import register
 from posekit.network import load_network
 from posekit.skeleton import MPII16
@@ -19,7 +19,6 @@ from posekit.types import Person, box_from_keypoints
 NAME = "efficientpose"
 OUTPUT = "upscaled_confs/BiasAdd:0"
 #: Keypoints scoring above this span Person.box when no person box was given.
-BOX_MIN_SCORE = 0.2
 
 
 def decode_confidence_maps(maps: np.ndarray, channels: tuple[int, ...] | None) -> np.ndarray:
@@ -47,7 +46,8 @@ class EfficientPose(Estimator):
     """EfficientPose II Lite (EfficientNet-Lite4 backbone), single person, MPII-16 joints.
 
     Without boxes: the whole image, letterboxed to 368 x 368, gives one Person whose box spans the joints
-    scoring above `BOX_MIN_SCORE` (all if none do).  With boxes ((N, 4) x1, y1, x2, y2 image pixels): each box
+    scoring above ``DEFAULTS.box_min_score`` (all if none do).  With boxes ((N, 4) x1, y1, x2, y2 image pixels):
+    each box
     is cropped square, ``margin`` x its longer side around its centre, and gives one Person, in order, whose box
     is the given box.  Person.score = mean joint score.  threads: ONNX Runtime threads.
     """
@@ -57,10 +57,9 @@ class EfficientPose(Estimator):
     skeleton = MPII16
     name = NAME
 
-    def __init__(self, margin: float = 1.25, threads: int | None = None) -> None:
+    def __init__(self, margin: float = DEFAULTS.crop_margin, threads: int | None = None) -> None:
         super().__init__()
-        if not margin > 0:
-            raise PosekitError(f"margin must be a positive factor of the box size (e.g. 1.25), got {margin!r}")
+        check_margin(margin)
         self.margin = float(margin)
         self.network = load_network(NAME, threads=threads, pixels=True, nchw_outputs=[OUTPUT])
         self.spec = self.network.spec
@@ -69,10 +68,11 @@ class EfficientPose(Estimator):
     def predict(self, image_rgb: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
         if boxes is None:
             keypoints = self._keypoints(image_rgb, None)
-            return [Person(keypoints, box_from_keypoints(keypoints, BOX_MIN_SCORE), float(keypoints[:, 2].mean()),
+            box = box_from_keypoints(keypoints, DEFAULTS.box_min_score)
+            return [Person(keypoints, box, float(keypoints[:, 2].mean()),
                            MPII16)]
         people = []
-        for box in boxes:  # one crop per run: a batch of 368 px crops ran ~18 % slower on CPU (BENCHMARKS.md)
+        for box in boxes:  # one crop per run: batched 368 px crops ran slower on CPU (BENCHMARKS.md)
             keypoints = self._keypoints(image_rgb, box)
             people.append(Person(keypoints, box, float(keypoints[:, 2].mean()), MPII16))
         return people

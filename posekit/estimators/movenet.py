@@ -14,8 +14,9 @@ import numpy as np
 
 from posekit.decode import movenet as mn
 from posekit.decode.detection import iou
+from posekit.defaults import DEFAULTS
 from posekit.errors import PosekitError
-from posekit.estimators.base import Estimator
+from posekit.estimators.base import Estimator, check_margin
 from posekit.estimators.registry import register
 from posekit.network import load_network, stack_batch
 from posekit.skeleton import COCO17
@@ -25,7 +26,6 @@ from posekit.types import Person, box_from_keypoints
 #: Raw heads the single-pose network is cut at (names from the zoo registry).
 SINGLE_HEADS = ("heatmap", "center", "regress", "offset")
 #: Keypoints scoring above this span Person.box when no person box was given.
-BOX_MIN_SCORE = 0.2
 #: MultiPose input sides must be multiples of this.
 MULTIPOSE_STRIDE = 32
 #: MultiPose output: 17 x (y, x, score), then (ymin, xmin, ymax, xmax, score) per instance.
@@ -36,7 +36,7 @@ class MoveNetSingle(Estimator):
     """MoveNet SinglePose (``model`` = "movenet-lightning" 192 px or "movenet-thunder" 256 px).
 
     Without boxes: the whole image, letterboxed, gives one Person; its box spans the keypoints scoring above
-    `BOX_MIN_SCORE` (all keypoints if none do).  With boxes ((N, 4) x1, y1, x2, y2 image pixels): each box is
+    ``DEFAULTS.box_min_score`` (all keypoints if none do).  With boxes ((N, 4) x1, y1, x2, y2 image pixels): each box is
     cropped square, ``margin`` x its longer side around its centre, and gives one Person, in order, whose box is
     the given box.  Person.score = mean keypoint score.  decode: "heads" (posekit decodes the raw heads) or
     "graph" (the graph's own post-processing).  threads: ONNX Runtime threads.
@@ -46,13 +46,12 @@ class MoveNetSingle(Estimator):
     top_down = True
     skeleton = COCO17
 
-    def __init__(self, model: str = "movenet-thunder", decode: str = "heads", margin: float = 1.25,
+    def __init__(self, model: str = "movenet-thunder", decode: str = "heads", margin: float = DEFAULTS.crop_margin,
                  threads: int | None = None) -> None:
         super().__init__()
         if decode not in ("heads", "graph"):
             raise PosekitError(f"decode must be 'heads' or 'graph', got {decode!r}")
-        if not margin > 0:
-            raise PosekitError(f"margin must be a positive factor of the box size (e.g. 1.25), got {margin!r}")
+        check_margin(margin)
         self.name = model
         self.decode = decode
         self.margin = float(margin)
@@ -65,7 +64,8 @@ class MoveNetSingle(Estimator):
     def predict(self, image_rgb: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
         if boxes is None:
             (keypoints,) = self._keypoints(image_rgb, [None])
-            return [Person(keypoints, box_from_keypoints(keypoints, BOX_MIN_SCORE), float(keypoints[:, 2].mean()))]
+            box = box_from_keypoints(keypoints, DEFAULTS.box_min_score)
+            return [Person(keypoints, box, float(keypoints[:, 2].mean()))]
         return [Person(keypoints, box, float(keypoints[:, 2].mean()))
                 for keypoints, box in zip(self._keypoints(image_rgb, list(boxes)), boxes)]
 
@@ -125,14 +125,14 @@ class MoveNetMulti(Estimator):
     skeleton = COCO17
     name = "movenet-multipose"
 
-    def __init__(self, size: int = 256, threshold: float = 0.2, max_people: int = 6, margin: float = 1.25,
+    def __init__(self, size: int = 256, threshold: float = 0.2, max_people: int = 6,
+                 margin: float = DEFAULTS.crop_margin,
                  threads: int | None = None) -> None:
         super().__init__()
         if not isinstance(size, int) or size < MULTIPOSE_STRIDE or size % MULTIPOSE_STRIDE:
             raise PosekitError(f"movenet-multipose size must be a multiple of {MULTIPOSE_STRIDE} (e.g. 192, 256, 384, "
                                f"512), got {size!r}")
-        if not margin > 0:
-            raise PosekitError(f"margin must be a positive factor of the box size (e.g. 1.25), got {margin!r}")
+        check_margin(margin)
         self.size = size
         self.threshold = float(threshold)
         self.max_people = int(max_people)

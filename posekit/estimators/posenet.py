@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from posekit.decode import posenet as pn
+from posekit.defaults import DEFAULTS
 from posekit.errors import PosekitError
-from posekit.estimators.base import Estimator
+from posekit.estimators.base import Estimator, check_margin
 from posekit.estimators.registry import register
 from posekit.network import load_network
 from posekit.skeleton import COCO17
@@ -15,7 +16,6 @@ from posekit.transforms import Affine, apply_affine, crop_box, invert_affine, wh
 from posekit.types import Person, box_from_keypoints
 
 #: Keypoints scoring above this span Person.box when no person box was given.
-BOX_MIN_SCORE = 0.2
 #: Input sides offered in the error message for a bad ``size`` (any 16 k + 1 works).
 SUGGESTED_SIZES = tuple(range(129, 802, 32))
 
@@ -29,7 +29,7 @@ class PoseNet(Estimator):
     multi_person False: one person per image by per-joint argmax, score = mean keypoint score.
     With boxes ((N, 4) x1, y1, x2, y2 image pixels) either way: each box is cropped square (``margin`` x its
     longer side) and decoded single-person, one Person per box, in order, whose box is the given box.  Without
-    boxes Person.box spans the keypoints scoring above `BOX_MIN_SCORE` (all if none do).
+    boxes Person.box spans the keypoints scoring above ``DEFAULTS.box_min_score`` (all if none do).
     """
 
     top_down = True
@@ -37,14 +37,14 @@ class PoseNet(Estimator):
     name = "posenet"
 
     def __init__(self, size: int = 385, multi_person: bool = True, max_people: int = 10,
-                 score_threshold: float = 0.5, nms_radius: float = 20.0, min_score: float = 0.15, margin: float = 1.25,
+                 score_threshold: float = 0.5, nms_radius: float = 20.0, min_score: float = 0.15,
+                 margin: float = DEFAULTS.crop_margin,
                  threads: int | None = None) -> None:
         super().__init__()
         if not isinstance(size, int) or not pn.input_size_ok(size):
             raise PosekitError(f"posenet size must be 16 k + 1 pixels, got {size!r}; valid sizes include "
                                f"{', '.join(map(str, SUGGESTED_SIZES))} (257 is fastest of the usual, 385 the default)")
-        if not margin > 0:
-            raise PosekitError(f"margin must be a positive factor of the box size (e.g. 1.25), got {margin!r}")
+        check_margin(margin)
         self.size = size
         self.multi_person = bool(multi_person)
         self.max_people = int(max_people)
@@ -72,10 +72,10 @@ class PoseNet(Estimator):
                 people = []
                 for pose, score in poses:
                     keypoints = apply_affine(pose, back)
-                    people.append(Person(keypoints, box_from_keypoints(keypoints, BOX_MIN_SCORE), score))
+                    people.append(Person(keypoints, box_from_keypoints(keypoints, DEFAULTS.box_min_score), score))
                 return people
         people = []
-        for box in boxes:  # one crop per run: a batch of 385 px crops ran ~9 % slower on CPU (BENCHMARKS.md)
+        for box in boxes:  # one crop per run: batched 385 px crops ran slower on CPU (BENCHMARKS.md)
             x, back = self._input(image_rgb, box, self.margin)
             out = self._run(x)
             with self.stage("decode"):

@@ -68,10 +68,50 @@ def entry(name: str) -> EstimatorEntry:
     return ESTIMATORS[name]
 
 
-def models() -> dict[str, str]:
-    """Estimator name -> one-line description."""
+#: Detector + pose pipelines worth listing (any ``detector+pose`` pair of the registry loads).
+PIPELINES: dict[str, str] = {
+    "centernet+movenet-thunder": "CenterNet person boxes + MoveNet Thunder per person: most accurate COCO-17 "
+                                 "(default for images)",
+    "centernet+movenet-lightning": "CenterNet person boxes + MoveNet Lightning per person: fast, tracked crops "
+                                   "(default for video)",
+    "nanodet+movenet-thunder": "NanoDet person boxes + MoveNet Thunder per person",
+    "nanodet+movenet-lightning": "NanoDet person boxes + MoveNet Lightning per person",
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `posekit.load` accepts under one name: description, keypoint set, input size, networks loaded."""
+
+    name: str
+    description: str
+    keypoints: str
+    input: str
+    networks: tuple[str, ...]
+    default: str | None  # "images", "video" or None
+
+
+def model_info(name: str) -> ModelInfo:
+    """Listing metadata of an estimator or ``detector+pose`` pipeline name (no download)."""
+    from posekit.hub.registry import get_spec
+
+    check_name(name)
+    parts = name.split("+") if "+" in name else [name]
+    networks = tuple(n for part in parts for n in entry(part).networks)
+    pose = entry(parts[-1])
+    spec = get_spec(pose.networks[-1]) if pose.networks else None
+    h, w = spec.input_size if spec else (None, None)
+    default = "images" if name == DEFAULT_MODEL else "video" if name == DEFAULT_VIDEO_MODEL else None
+    return ModelInfo(name, PIPELINES.get(name) or entry(name).description, (spec.keypoints if spec else None) or "-",
+                     f"{h}x{w}" if h and w else "any", networks, default)
+
+
+def models(detectors: bool = False) -> dict[str, str]:
+    """Name -> one-line description of everything `load` accepts by name: estimators and the listed
+    ``detector+pose`` pipelines (person detectors too, which pipelines are built from, with ``detectors``)."""
     _import_families()
-    return {n: e.description for n, e in sorted(ESTIMATORS.items())}
+    found = {n: e.description for n, e in ESTIMATORS.items() if detectors or e.kind == "pose"}
+    return dict(sorted({**found, **PIPELINES}.items()))
 
 
 def _is_model_file(name: str) -> bool:

@@ -148,14 +148,6 @@ def gt_boxes(annotations: Sequence[dict[str, Any]]) -> tuple[np.ndarray, list[in
     return boxes.reshape(-1, 4), [a["id"] for a in kept]
 
 
-def person_result(person: Person, image_id: int, category_id: int) -> dict[str, Any]:
-    """One COCO results entry: COCO-17 keypoints [x, y, keypoint score] * 17 in pixels, person score."""
-    kp = person.to_coco()
-    flat = [v for x, y, s in kp for v in (round(float(x), 2), round(float(y), 2), round(float(s), 4))]
-    return {"image_id": int(image_id), "category_id": int(category_id), "keypoints": flat,
-            "score": round(float(person.score), 5)}
-
-
 def suppress(people: list[Person], min_score: float | None = None, oks_thr: float | None = None) -> list[Person]:
     """Drop people scoring below min_score, then OKS-NMS at oks_thr on their COCO-17 keypoints (None: step off)."""
     if min_score is not None:
@@ -222,7 +214,7 @@ def predict(
         else:
             source_ids.extend(ann_ids)
             boxes_run += len(ann_ids)
-        results.extend(person_result(p, image_id, dataset.category_id) for p in people)
+        results.extend(p.coco_record(image_id, dataset.category_id) for p in people)
     return Predictions(results, source_ids, len(times), times, boxes_run)
 
 

@@ -132,11 +132,8 @@ def read_headboxes_mat(path: str | Path, joints: np.ndarray, visible: np.ndarray
     .mat also holds ``pos_gt_src`` (16, 2, N) its labelled joints must lie within 2 px of them (same order).
     """
     path = Path(path)
-    try:
-        from scipy.io import loadmat
-    except ImportError:
-        raise PosekitError("reading head boxes from a .mat file needs scipy: pip install 'posekit[video]' "
-                           "(or put a 'headbox' in each JSON record)") from None
+    from scipy.io import loadmat
+
     if not path.is_file():
         raise PosekitError(f"head box file {path} not found; pass MPII's mpii_gt_val.mat with --headboxes")
     try:

@@ -52,6 +52,7 @@ def prune_onnx(folder: Path, model: str, importer: str) -> list[Path]:
         if [len(p) for p in parts] in ([16], [8, 16]) and all(_is_hex(p) for p in parts) and parts[0] != importer:
             path.unlink(missing_ok=True)
             path.with_name(path.name + ".lock").unlink(missing_ok=True)
+            _marker(path).unlink(missing_ok=True)
             stale.append(path)
     return stale
 
@@ -85,6 +86,16 @@ def mark_verified(path: Path, sha256: str) -> None:
     record = {"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     with contextlib.suppress(OSError):
         write_atomic(_marker(path), json.dumps(record).encode())
+
+
+def recorded_sha256(path: Path) -> str | None:
+    """The sha256 recorded for ``path`` by `mark_verified`, None when there is no readable record."""
+    try:
+        record = json.loads(_marker(path).read_text())
+    except (OSError, ValueError):
+        return None
+    sha = record.get("sha256") if isinstance(record, dict) else None
+    return sha if isinstance(sha, str) else None
 
 
 def file_ok(path: Path, sha256: str, size: int | None = None, full: bool = False) -> bool:

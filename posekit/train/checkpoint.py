@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from posekit.errors import PosekitError
+from posekit.io import write_atomic
 
 
 @dataclass
@@ -39,7 +40,7 @@ class Checkpoint:
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, info: dict[str, Any],
                     optimizer: torch.optim.Optimizer | None = None) -> Path:
     """Write model (+ optimizer) and ``info`` atomically to ``path``."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     info = dict(info)
@@ -49,12 +50,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, info: dict[
             for name, value in state.items():
                 tensors[f"optim.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
         info["optimizer"] = sd["param_groups"]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file(tensors, str(tmp), metadata={"posekit": json.dumps(info)})
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, save(tensors, metadata={"posekit": json.dumps(info)}))
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:

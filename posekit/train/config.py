@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from posekit.data.augment import AugmentConfig
+from posekit.defaults import DEFAULTS
 from posekit.errors import PosekitError
 
 
@@ -54,7 +55,7 @@ class InputConfig:
     """Network input: size [H, W], crop margin around the box, RGB mean / std in 0..255 units."""
 
     size: tuple[int, int] = (64, 64)
-    margin: float = 1.25
+    margin: float = DEFAULTS.crop_margin
     mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
     std: tuple[float, float, float] = (58.395, 57.12, 57.375)
 

@@ -27,6 +27,7 @@ from posekit.data.topdown import InputSpec, TopDownDataset
 from posekit.decode.heatmap import decode_outputs
 from posekit.errors import PosekitError
 from posekit.export.metadata import model_metadata
+from posekit.io import write_atomic
 from posekit.skeleton import get_skeleton
 from posekit.train import ddp
 from posekit.train.checkpoint import load_checkpoint, save_checkpoint
@@ -161,9 +162,7 @@ class RunLog:
                            (self.csv, lambda line: line.startswith("epoch") or int(line.split(",")[1]) <= step)):
             if path.is_file():
                 lines = [ln for ln in path.read_text().splitlines(keepends=True) if ln.strip() and keep(ln)]
-                tmp = path.with_name(f".{path.name}.tmp")
-                tmp.write_text("".join(lines))
-                os.replace(tmp, path)
+                write_atomic(path, "".join(lines))
 
     def row(self, record: dict[str, Any]) -> None:
         with open(self.jsonl, "a") as f:
