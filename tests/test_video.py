@@ -65,9 +65,11 @@ def clip(tmp_path_factory) -> Path:
     return _make_video(tmp_path_factory.mktemp("video") / "clip.avi")
 
 
-class DiscEstimator:
+class DiscEstimator(Estimator):
     """Single-person 'pose model': 17 joints on a ring around the red disc's centroid (RGB input)."""
 
+    name = "disc"
+    skeleton = COCO17
     multi_person = False
 
     def __init__(self, low_score_frames: tuple[int, ...] = ()) -> None:
@@ -84,7 +86,7 @@ class DiscEstimator:
         xy = RING + [xs.mean() + x1, ys.mean() + y1]
         return Person(np.concatenate([xy, np.full((17, 1), score)], axis=1), score=score)
 
-    def __call__(self, image: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
+    def predict(self, image: np.ndarray, boxes: np.ndarray | None = None) -> list[Person]:
         self.calls.append(boxes)
         if boxes is None:
             person = self._find(image, np.array([0, 0, image.shape[1], image.shape[0]]))
@@ -311,6 +313,8 @@ def test_track_video_falls_back_to_the_full_image_when_a_crop_scores_low(clip):
 
 class TrackingDiscEstimator(DiscEstimator):
     """DiscEstimator that follows its people its own way: from the previous person's joints, no box."""
+
+    can_track = True
 
     def __init__(self) -> None:
         super().__init__()

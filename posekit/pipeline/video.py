@@ -393,6 +393,7 @@ def estimate(estimator: Estimator, image: np.ndarray, tracks: list[Track], *, us
             return estimator(image), True
         people = (estimator.track(image, [t.person for t in tracks]) if estimator.can_track  # BlazePose's ROIs
                   else estimator(image, boxes=boxes))
+        people = people if isinstance(people, Result) else Result(people)
         sure = [p.score >= min_crop_score for p in people]
         if people and (all(sure) or (multi and any(sure))):
             return people.replace(drop_drifted([carry_box_score(p, t.person) for p, t in zip(people, tracks)],
