@@ -12,7 +12,7 @@ import sys
 
 from posekit.errors import PosekitError
 
-COMMANDS = ("models", "predict", "eval", "bench", "train", "export")
+COMMANDS = ("models", "predict", "eval", "bench", "train", "export", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

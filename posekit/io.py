@@ -23,12 +23,20 @@ def read_image(path: str | os.PathLike, apply_exif: bool = True) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise PosekitError(f"image not found: {p}")
-    flags = cv2.IMREAD_COLOR if apply_exif else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     data = np.fromfile(str(p), dtype=np.uint8)  # imdecode copes with non-ASCII paths, imread does not everywhere
-    bgr = cv2.imdecode(data, flags) if data.size else None
-    if bgr is None:
+    rgb = decode_image(data, apply_exif)
+    if rgb is None:
         raise PosekitError(f"cannot decode {p}: not an image or the file is corrupt")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return rgb
+
+
+def decode_image(data: bytes | np.ndarray, apply_exif: bool = True) -> np.ndarray | None:
+    """Encoded image bytes (JPEG, PNG, ...) -> (H, W, 3) uint8 RGB, as `read_image` decodes a file; None when the
+    bytes are not an image OpenCV can decode."""
+    buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    flags = cv2.IMREAD_COLOR if apply_exif else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    bgr = cv2.imdecode(buf, flags) if buf.size else None
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def as_rgb(image: Any) -> np.ndarray:

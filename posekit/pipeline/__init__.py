@@ -1,5 +1,13 @@
 """Composition: top-down (detector + single-person model), video sources, tracking, smoothing."""
 
-from posekit.pipeline.video import JsonlSink, TrackedFrame, VideoSink, VideoSource, frame_record, track_video
+from posekit.pipeline.video import (
+    FrameTracker,
+    JsonlSink,
+    TrackedFrame,
+    VideoSink,
+    VideoSource,
+    frame_record,
+    track_video,
+)
 
-__all__ = ["JsonlSink", "TrackedFrame", "VideoSink", "VideoSource", "frame_record", "track_video"]
+__all__ = ["FrameTracker", "JsonlSink", "TrackedFrame", "VideoSink", "VideoSource", "frame_record", "track_video"]

@@ -443,24 +443,48 @@ def track_video(
     multi-person ones; 1 = always the full image).
     """
     src = source if isinstance(source, VideoSource) else VideoSource(source)
-    tracker = Tracker(max_age=max_age, min_similarity=min_similarity, high_score=high_score, min_hits=min_hits)
-    smoother = PoseSmoother(smoothing, smoothing_centre, smoothing_3d) if smooth else None
-    crops = estimator.top_down if crop_from_previous is None else crop_from_previous
-    if redetect_every is None:
-        redetect_every = 5 if estimator.multi_person else 0
-    since_full = 0
+    step = FrameTracker(estimator, smooth=smooth, max_age=max_age, min_similarity=min_similarity,
+                        high_score=high_score, min_hits=min_hits, smoothing=smoothing,
+                        smoothing_centre=smoothing_centre, smoothing_3d=smoothing_3d,
+                        crop_from_previous=crop_from_previous, redetect_every=redetect_every,
+                        min_crop_score=min_crop_score, crop_expand=crop_expand, max_crop_overlap=max_crop_overlap)
     try:
         for index, t, image in src:
-            due = redetect_every > 0 and since_full + 1 >= redetect_every
-            found, full = estimate(estimator, image, tracker.active, use_crops=crops and not due,
-                                    min_crop_score=min_crop_score, crop_expand=crop_expand,
-                                    max_crop_overlap=max_crop_overlap)
-            since_full = 0 if full else since_full + 1
-            speed = found.speed
-            people = [p for p in tracker.update(found) if p.track_id is not None]
-            if smoother is not None:
-                smoother.retain(tracker.live_ids)
-                people = smoother(people, t)
-            yield TrackedFrame(index, image, people, t, speed)
+            found = step(image, t)
+            yield TrackedFrame(index, image, list(found), t, found.speed)
     finally:
         src.close()
+
+
+class FrameTracker:
+    """The per-frame step of ``track_video`` for frames that arrive one at a time (a WebSocket, a callback):
+    ``step(image, t)`` runs the estimator (on crops from the previous frame where it can), tracks and smooths,
+    and returns a `Result` of the confirmed people with their ``track_id``.  One instance per video or client:
+    it holds the tracker's and the smoother's state.  Options as in ``track_video``."""
+
+    def __init__(self, estimator: Estimator, *, smooth: bool = True, max_age: int = DEFAULTS.max_age,
+                 min_similarity: float = 0.2, high_score: float = 0.15, min_hits: int = DEFAULTS.min_hits, smoothing: OneEuroParams = KEYPOINT_PARAMS,
+                 smoothing_centre: OneEuroParams = CENTRE_PARAMS, smoothing_3d: OneEuroParams = WORLD_PARAMS,
+                 crop_from_previous: bool | None = None, redetect_every: int | None = None,
+                 min_crop_score: float = 0.3, crop_expand: float = 1.2, max_crop_overlap: float = 0.4) -> None:
+        self.estimator = estimator
+        self.tracker = Tracker(max_age=max_age, min_similarity=min_similarity, high_score=high_score,
+                               min_hits=min_hits)
+        self.smoother = PoseSmoother(smoothing, smoothing_centre, smoothing_3d) if smooth else None
+        self.crops = estimator.top_down if crop_from_previous is None else crop_from_previous
+        self.redetect_every = (5 if estimator.multi_person else 0) if redetect_every is None else redetect_every
+        self.min_crop_score, self.crop_expand, self.max_crop_overlap = min_crop_score, crop_expand, max_crop_overlap
+        self._since_full = 0
+
+    def __call__(self, image: np.ndarray, t: float) -> Result:
+        """Tracked (and smoothed) people in ``image`` (H, W, 3 uint8 RGB) seen at ``t`` seconds."""
+        due = self.redetect_every > 0 and self._since_full + 1 >= self.redetect_every
+        found, full = estimate(self.estimator, image, self.tracker.active, use_crops=self.crops and not due,
+                               min_crop_score=self.min_crop_score, crop_expand=self.crop_expand,
+                               max_crop_overlap=self.max_crop_overlap)
+        self._since_full = 0 if full else self._since_full + 1
+        people = [p for p in self.tracker.update(found) if p.track_id is not None]
+        if self.smoother is not None:
+            self.smoother.retain(self.tracker.live_ids)
+            people = self.smoother(people, t)
+        return found.replace(people)
