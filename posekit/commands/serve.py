@@ -9,7 +9,7 @@ from posekit.errors import PosekitError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from posekit.serve.app import QUEUE, TIMEOUT  # plain constants: no FastAPI needed to build the parser
+    from posekit.serve.app import QUEUE, READ_TIMEOUT, TIMEOUT  # plain constants: no FastAPI needed to build the parser
     from posekit.serve.guard import MAX_BYTES, MAX_PIXELS
 
     p = sub.add_parser("serve", help="HTTP service: POST /v1/pose, WebSocket /v1/stream, a live webcam page at /",
@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="requests admitted beyond those running; more get 503 (default: %(default)s)")
     p.add_argument("--timeout", type=float, default=TIMEOUT,
                    help="seconds a request may wait and run before 504 (default: %(default)s)")
+    p.add_argument("--read-timeout", type=float, default=READ_TIMEOUT,
+                   help="seconds a client may take to send its request body before 408 (default: %(default)s)")
     p.add_argument("--max-bytes", type=int, default=MAX_BYTES,
                    help="largest request body; larger get 413 (default: %(default)s)")
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
@@ -57,12 +59,14 @@ def run(args: argparse.Namespace) -> int:
                                ("--max-bytes", args.max_bytes, 1), ("--max-pixels", args.max_pixels, 1)):
         if value < least:
             raise PosekitError(f"{flag} must be at least {least}, got {value}")
-    if args.timeout <= 0:
-        raise PosekitError(f"--timeout must be positive, got {args.timeout}")
+    for flag, value in (("--timeout", args.timeout), ("--read-timeout", args.read_timeout)):
+        if value <= 0:
+            raise PosekitError(f"{flag} must be positive, got {value}")
     if args.model:
         check_name(args.model)
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(message)s")
     serve(args.model, host=args.host, port=args.port, workers=args.workers, index=args.index, queue=args.queue,
-          timeout=args.timeout, max_bytes=args.max_bytes, max_pixels=args.max_pixels, cors_origins=args.cors,
+          timeout=args.timeout, read_timeout=args.read_timeout, max_bytes=args.max_bytes, max_pixels=args.max_pixels,
+          cors_origins=args.cors,
           log_level=args.log_level)
     return 0

@@ -106,3 +106,78 @@ def running_server(args: Sequence[str] = (), **options) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
+
+
+@dataclass
+class LoadReport:
+    """What `load` measured: answers by status (and "connection" for failed connections), latencies (ms) of
+    the 200 answers, the wall time."""
+
+    clients: int
+    seconds: float
+    statuses: dict[str, int]
+    latencies_ms: list[float]
+
+    @property
+    def requests(self) -> int:
+        return sum(self.statuses.values())
+
+    def summary(self) -> dict[str, float | int | dict]:
+        import numpy as np
+
+        lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.asarray([float("nan")])
+        ok = self.statuses.get("200", 0)
+        return {"clients": self.clients, "seconds": round(self.seconds, 1), "requests": self.requests,
+                "ok": ok, "throughput_rps": round(ok / self.seconds, 2),
+                "p50_ms": round(float(np.percentile(lat, 50)), 1), "p99_ms": round(float(np.percentile(lat, 99)), 1),
+                "statuses": dict(sorted(self.statuses.items()))}
+
+
+def load(url: str, images: Sequence[bytes], clients: int = 8, seconds: float = 30.0, path: str = "/v1/pose",
+         timeout: float = 60.0) -> LoadReport:
+    """``clients`` threads, each with its own keep-alive connection, post ``images`` (raw bytes, round-robin) to
+    ``url + path`` back to back for ``seconds``; a bounded run (it stops by itself)."""
+    import http.client
+    import threading
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url)
+    statuses: dict[str, int] = {}
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def client(offset: int) -> None:
+        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=timeout)
+        i = offset
+        while time.monotonic() < stop_at:
+            body = images[i % len(images)]
+            i += 1
+            start = time.perf_counter()
+            try:
+                conn.request("POST", path, body=body, headers={"content-type": "application/octet-stream"})
+                response = conn.getresponse()
+                response.read()
+                key = str(response.status)
+                if response.getheader("connection", "").lower() == "close":
+                    conn.close()
+            except (OSError, http.client.HTTPException):
+                key = "connection"
+                conn.close()
+                time.sleep(0.05)
+            ms = (time.perf_counter() - start) * 1000
+            with lock:
+                statuses[key] = statuses.get(key, 0) + 1
+                if key == "200":
+                    latencies.append(ms)
+            if key == "503":
+                time.sleep(0.05)  # what Retry-After asks, shortened
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
+    began = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + timeout + 5)
+    return LoadReport(clients, time.monotonic() - began, statuses, latencies)
