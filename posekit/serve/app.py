@@ -344,6 +344,7 @@ def create_app(model: Any = None, index: Any = None, *, stream_model: Any = None
             matches = []
             for m in search_index.search(q, k, mirror=mirror):
                 item = m.to_dict(keypoints=True)
+                item["source"] = os.path.basename(str(item["source"]))  # the name, not the server's folders
                 thumb = search_index.thumbnail(m.entry) if hasattr(search_index, "thumbnail") else None
                 if thumb is not None:
                     item["thumbnail"] = f"/v1/search/thumbnail/{int(m.entry)}"
