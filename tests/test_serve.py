@@ -340,3 +340,18 @@ def test_pose_gives_the_people_posekit_predict_gives():
     assert got["people"] == want["people"] and len(got["people"]) >= 1
     assert (got["width"], got["height"], got["model"]) == (want["width"], want["height"], want["model"])
     assert set(got["speed"]) == set(want["speed"])
+
+
+def test_search_with_a_real_pose_index(tmp_path):
+    search = pytest.importorskip("posekit.search", reason="posekit.search (the pose index) is not in this tree")
+    index = search.PoseIndex.create(tmp_path / "poses.idx", model="movenet-lightning")
+    rng = np.random.default_rng(0)
+    poses = np.concatenate([rng.uniform(50, 400, (6, 17, 2)), np.full((6, 17, 1), 0.9)], axis=2)
+    index.add_poses(poses)
+    index.flush()
+    with TestClient(create_app(BrightSpot(), index=str(tmp_path / "poses.idx"))) as c:
+        assert c.get("/v1/models").json()["search"] == {"enabled": True, "entries": 6, "problem": None}
+        r = c.post("/v1/search", json={"keypoints": poses[3].tolist(), "k": 2})
+        assert r.status_code == 200, r.text
+        best = r.json()["matches"][0]
+        assert best["distance"] < 1e-3 and np.allclose(best["keypoints"], poses[3], atol=0.01)

@@ -2,7 +2,7 @@
 vtest.avi, against a real `posekit serve` on 127.0.0.1.  Run with ``pytest -m browser``; needs chromium, ffmpeg
 (apt), playwright (pip; never `playwright install`) and opencv-doc's vtest.avi.
 
-Set POSEKIT_SCREENSHOT=path.png to keep the screenshot (the README's picture comes from it)."""
+Set POSEKIT_SCREENSHOT=path.png to keep a screenshot of the live page."""
 
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+MESSI = VTEST.with_name("messi5.jpg")
 MODEL = "centernet+movenet-lightning"
-#: The page's limb colour (#00ff66) and how near a pixel must be to count as skeleton.
-LINE_RGB, TOLERANCE = np.array([0, 255, 102]), 40
+#: The page's limb colour (#00ff66) and how near a pixel must be to count as skeleton (no frame of the clip has
+#: a single such pixel); a person's limbs and id label make well over MIN_PIXELS of them.
+LINE_RGB, TOLERANCE, MIN_PIXELS = np.array([0, 255, 102]), 40, 60
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +80,24 @@ def test_live_page_draws_tracked_skeletons_and_reconnects_after_a_restart(browse
                 page.wait_for_function("+document.getElementById('frames').textContent >= 8 && "
                                        "+document.getElementById('people').textContent >= 1", timeout=90_000)
                 shot = page.locator("#view").screenshot()
-                assert skeleton_pixels(shot) > 300, "no skeleton drawn on the canvas"
+                if os.environ.get("POSEKIT_SCREENSHOT"):
+                    Path(os.environ["POSEKIT_SCREENSHOT"]).write_bytes(page.screenshot())
+                assert skeleton_pixels(shot) > MIN_PIXELS, "no skeleton drawn on the canvas"
                 people = counter(page, "people")
                 assert people >= 1
                 assert float(page.text_content("#fps")) > 0 and float(page.text_content("#latency")) > 0
-                if os.environ.get("POSEKIT_SCREENSHOT"):
-                    Path(os.environ["POSEKIT_SCREENSHOT"]).write_bytes(page.screenshot())
                 assert not errors, errors
+
+                # photo mode: an upload goes to /v1/pose and its people are drawn over the photo
+                page.click("#mode-photo")
+                page.set_input_files("#photo", str(MESSI))
+                page.wait_for_function("document.getElementById('message').textContent.includes('people in')",
+                                       timeout=60_000)
+                assert counter(page, "people") >= 1
+                assert skeleton_pixels(page.locator("#view").screenshot()) > MIN_PIXELS
+                page.click("#mode-live")
+                frames = counter(page, "frames")
+                page.wait_for_function(f"+document.getElementById('frames').textContent > {frames}", timeout=60_000)
 
                 # the server goes away and comes back on the same port: the page reconnects by itself
                 server.stop()
@@ -97,7 +110,7 @@ def test_live_page_draws_tracked_skeletons_and_reconnects_after_a_restart(browse
                 assert page.text_content("#status") == "connected"
                 assert counter(page, "reconnects") >= 1
                 time.sleep(0.5)
-                assert skeleton_pixels(page.locator("#view").screenshot()) > 300
+                assert skeleton_pixels(page.locator("#view").screenshot()) > MIN_PIXELS
                 assert not errors, errors
             finally:
                 browser.close()

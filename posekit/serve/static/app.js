@@ -34,6 +34,7 @@ function setMode(m) {
   $("mode-photo").classList.toggle("on", m === "photo");
   $("photo-pick").hidden = m !== "photo";
   people = [];
+  if (m === "live") sendFrame();
 }
 
 async function startCamera() {
