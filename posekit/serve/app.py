@@ -420,6 +420,9 @@ def create_app(model: Any = None, index: Any = None, *, stream_model: Any = None
                 frame += 1
         except WebSocketDisconnect:
             pass
+        except asyncio.CancelledError:  # the server is shutting down with this stream open: say so, quietly
+            with contextlib.suppress(Exception):
+                await ws.close(code=1001, reason="server shutting down")
         finally:
             streams["open"] -= 1
 
