@@ -83,8 +83,12 @@ def start_server(args: Sequence[str] = (), port: int | None = None, log: Path | 
     root = str(Path(__file__).resolve().parents[2])  # this checkout first, as the parent process has it
     child_env["PYTHONPATH"] = os.pathsep.join(p for p in (root, child_env.get("PYTHONPATH")) if p)
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
-    process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
-                               env=child_env)
+    try:
+        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+                                   env=child_env)
+    finally:
+        if log:
+            out.close()  # the child has its own copy
     server = Server(process, port, log)
     deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:
