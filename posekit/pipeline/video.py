@@ -463,8 +463,9 @@ class FrameTracker:
     it holds the tracker's and the smoother's state.  Options as in ``track_video``."""
 
     def __init__(self, estimator: Estimator, *, smooth: bool = True, max_age: int = DEFAULTS.max_age,
-                 min_similarity: float = 0.2, high_score: float = 0.15, min_hits: int = DEFAULTS.min_hits, smoothing: OneEuroParams = KEYPOINT_PARAMS,
-                 smoothing_centre: OneEuroParams = CENTRE_PARAMS, smoothing_3d: OneEuroParams = WORLD_PARAMS,
+                 min_similarity: float = 0.2, high_score: float = 0.15, min_hits: int = DEFAULTS.min_hits,
+                 smoothing: OneEuroParams = KEYPOINT_PARAMS, smoothing_centre: OneEuroParams = CENTRE_PARAMS,
+                 smoothing_3d: OneEuroParams = WORLD_PARAMS,
                  crop_from_previous: bool | None = None, redetect_every: int | None = None,
                  min_crop_score: float = 0.3, crop_expand: float = 1.2, max_crop_overlap: float = 0.4) -> None:
         self.estimator = estimator
