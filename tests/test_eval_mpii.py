@@ -14,6 +14,7 @@ import pytest
 import posekit
 from posekit.cli import main
 from posekit.errors import PosekitError
+from posekit.estimators.base import Estimator
 from posekit.estimators.flip import mirror_boxes, unmirror_person
 from posekit.eval import metrics
 from posekit.eval.cocoeval import coco
@@ -55,7 +56,7 @@ def make_set(root: Path, records: list[dict]) -> tuple[Path, Path]:
     return ann, images
 
 
-class Fake:
+class Fake(Estimator):
     """Answers each box with the ground truth of the record whose person box it is (plus ``shift[i]`` pixels for
     record i); mirrored images are answered mirrored.  ``calls`` logs (image number, boxes)."""
 
@@ -69,7 +70,7 @@ class Fake:
         self.shift: dict[int, np.ndarray] = {}
         self.calls: list[tuple[int, np.ndarray]] = []
 
-    def __call__(self, image: np.ndarray, boxes: np.ndarray) -> list[Person]:
+    def predict(self, image: np.ndarray, boxes: np.ndarray) -> list[Person]:
         number, mirrored = int(image[0, W // 2, 0]), image[0, -1, 1] == 255
         self.calls.append((number, boxes))
         query = mirror_boxes(boxes, W) if mirrored else boxes
@@ -219,7 +220,7 @@ def test_bad_inputs_give_one_clear_error(three, tmp_path):
 def test_schema_mismatches_point_to_the_right_evaluation(three, tmp_path):
     ann, images = three
 
-    class Coco:
+    class Coco(Estimator):
         skeleton = COCO17
         name = "coco-model"
 

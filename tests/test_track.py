@@ -62,10 +62,10 @@ def test_oks_matrix_known_values():
     # joint 0 moved so that d^2 = 2 * area * (2 sigma)^2  ->  exp(-1); joint 1 unchanged -> 1
     d = np.sqrt(2 * area * (2 * sigma) ** 2)
     b = np.array([[[d, 0.0, 0.9], [10.0, 10.0, 0.9]], [[d, 0.0, 0.9], [10.0, 10.0, 0.05]]])
-    got = oks_matrix(a, b, np.array([sigma, sigma]), np.array([area]))
-    np.testing.assert_allclose(got, [[(np.exp(-1) + 1) / 2, np.exp(-1)]])  # low-score joint left out
+    got = oks_matrix(b, a, np.array([area]), np.array([sigma, sigma]), min_score=0.1)  # (2, 1): each b against a
+    np.testing.assert_allclose(got.T, [[(np.exp(-1) + 1) / 2, np.exp(-1)]])  # low-score joint left out
     hidden = np.array([[[0.0, 0.0, 0.0], [10.0, 10.0, 0.0]]])
-    assert oks_matrix(a, hidden, np.array([sigma, sigma]), np.array([area]))[0, 0] == 0.0
+    assert oks_matrix(hidden, a, np.array([area]), np.array([sigma, sigma]), min_score=0.1)[0, 0] == 0.0
 
 
 def test_oks_sigmas_per_skeleton():

@@ -335,10 +335,10 @@ def load_estimator(model: str | Estimator, model_options: dict[str, Any]) -> tup
     elif model_options:
         raise TypeError(f"model options {sorted(model_options)} only apply when the model is given by name")
     else:
+        if not isinstance(model, Estimator):
+            raise PosekitError(f"{type(model).__name__} is not a posekit Estimator, so it gives no keypoints to "
+                               "score; subclass posekit.estimators.base.Estimator (implement predict)")
         estimator, name = model, model.name
-    if not isinstance(estimator, Estimator):
-        raise PosekitError(f"{name} gives no keypoints (a person detector?), so it has no keypoint score; evaluate a "
-                           f"pose model or a detector+pose pipeline such as {name}+movenet-thunder")
     return estimator, name
 
 
